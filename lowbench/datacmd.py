@@ -1,0 +1,62 @@
+"""`lowbench data prepare|verify|generate`: make task data ready and check it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tqdm import tqdm
+
+from lowbench.errors import DataError
+from lowbench.paths import cache_dir
+from lowbench.tasks import get_task, load_truth
+
+
+def prepare(task_name: str, data_root: str | None) -> int:
+    """Generate what a task needs (synth-train scenes) and cache every ground truth (.npy)."""
+    task = get_task(task_name)
+    pairs = task.pairs(data_root)
+    for long in tqdm(sorted({p.long for p in pairs}), desc=f"ground truth {task.name}",
+                     unit="file"):
+        pair = next(p for p in pairs if p.long == long)
+        load_truth(pair)
+    print(f"{task.name} v{task.version}: {len(pairs)} pairs ready "
+          f"(ground truth cached in {cache_dir() / 'gt'})")
+    return 0
+
+
+def verify(task_name: str, data_root: str | None) -> int:
+    """Exit 0 when every file is present and every pinned sha256 matches, else list problems."""
+    task = get_task(task_name)
+    root = task.resolve_root(data_root)
+    if task.name == "synth-train" and data_root is None and not root.is_dir():
+        raise DataError(f"synth-train has not been generated yet in {root}; "
+                        "run `lowbench data prepare synth-train`")
+    problems = task.check_files(root)
+    n_files = len({p.short for p in task.listed()} | {p.long for p in task.listed()})
+    pinned = "sha256 pinned" if task.sha256 else "presence only (no pinned checksums)"
+    if problems:
+        for line in problems[:20]:
+            print(f"  {line}")
+        if len(problems) > 20:
+            print(f"  ... and {len(problems) - 20} more")
+        raise DataError(f"verify {task.name}: {len(problems)} problem(s) among {n_files} files "
+                        f"in {root}; " + task._problem_summary(root, problems))
+    print(f"{task.name} v{task.version}: OK, {n_files} files in {root} ({pinned}), "
+          f"{len(task.listed())} pairs")
+    return 0
+
+
+def generate(task_name: str, out: str) -> int:
+    """Regenerate a synthetic split's DNGs into ``out`` (the shipped synth split's source)."""
+    from lowbench.data import synth
+
+    out_dir = Path(out)
+    if task_name == "synth":
+        pairs = synth.generate_test_split(out_dir)
+    else:
+        task = get_task(task_name)
+        pairs = []
+        for i in tqdm(list(synth.train_scene_ids(task.n_scenes)), desc="synth-train"):
+            pairs += synth.generate_train_scene(out_dir, i)
+    print(f"wrote {len(pairs)} pairs to {out_dir}")
+    return 0

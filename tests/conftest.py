@@ -1,0 +1,38 @@
+"""Shared fixtures: an isolated data cache per test session, and small DNG writers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Point LOWBENCH_DATA at a fresh folder so tests never touch the user's cache."""
+    path = tmp_path_factory.mktemp("lowbench-cache")
+    old = os.environ.get("LOWBENCH_DATA")
+    os.environ["LOWBENCH_DATA"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("LOWBENCH_DATA", None)
+    else:
+        os.environ["LOWBENCH_DATA"] = old
+
+
+@pytest.fixture
+def write_bayer_dng(tmp_path: Path):
+    """Factory: write a real DNG (via lowbench's writer) and return its path."""
+    from lowbench.data.dng import write_dng
+
+    def _write(mosaic: np.ndarray, name: str = "t.dng", **kw) -> Path:
+        kw.setdefault("xyz_to_camera", np.eye(3).ravel())
+        kw.setdefault("as_shot_neutral", (0.5, 1.0, 0.7))
+        return write_dng(tmp_path / name, mosaic, **kw)
+
+    return _write
