@@ -1,0 +1,92 @@
+"""Image-quality metrics under the SID ("Learning to See in the Dark") evaluation protocol.
+
+The paper's MATLAB evaluation compares 8-bit images, so both prediction and ground truth are
+quantised to 8 bits before scoring:
+
+* the prediction is clipped to [0, 1] (the ground truth too, which is a no-op for valid data);
+* both images are quantised with ``np.round(x * 255)`` to ``uint8`` and then cast to ``float64``;
+* PSNR uses a data range of 255 (``skimage.metrics.peak_signal_noise_ratio``);
+* SSIM uses ``skimage.metrics.structural_similarity`` with Gaussian weights (sigma 1.5),
+  population covariance, data range 255 and the channel axis last.
+
+``METRIC_DIRECTIONS`` is the single place that says whether a larger value of a reported metric
+is better ("higher") or worse ("lower").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+METRIC_DIRECTIONS: dict[str, str] = {
+    "psnr_db": "higher",
+    "ssim": "higher",
+    "latency_median_ms": "lower",
+    "latency_p90_ms": "lower",
+    "latency_p99_ms": "lower",
+    "end_to_end_ms": "lower",
+    "peak_rss_mib": "lower",
+    "swap_peak_mib": "lower",
+    "energy_per_inference_net_mj": "lower",
+    "energy_per_inference_gross_mj": "lower",
+    "params": "lower",
+    "macs": "lower",
+    "size_bytes": "lower",
+}
+"""Metric name -> "higher" or "lower" (which direction is better)."""
+
+
+def _check_shapes(pred: np.ndarray, gt: np.ndarray) -> None:
+    """Raise ValueError unless both arrays are (H, W, 3) with the same shape."""
+    ps, gs = np.shape(pred), np.shape(gt)
+    if ps != gs:
+        raise ValueError(f"shape mismatch: pred has shape {ps}, gt has shape {gs}")
+    if len(ps) != 3 or ps[2] != 3:
+        raise ValueError(f"expected (H, W, 3) images, got pred shape {ps} and gt shape {gs}")
+
+
+def quantize_8bit(img: np.ndarray) -> np.ndarray:
+    """Clip a float image in [0, 1] and quantise it to 8 bits (0..255 levels, as float64)."""
+    x = np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
+    return np.round(x * 255.0).astype(np.uint8).astype(np.float64)
+
+
+def _prepare(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate shapes and return both images quantised to 8-bit levels (float64, 0..255)."""
+    _check_shapes(pred, gt)
+    return quantize_8bit(pred), quantize_8bit(gt)
+
+
+def psnr(pred: np.ndarray, gt: np.ndarray) -> float:
+    """PSNR in dB of ``pred`` against ``gt`` under the SID protocol (8-bit, data range 255).
+
+    Both inputs are float (H, W, 3) arrays in [0, 1]; ``pred`` is clipped to [0, 1] and both are
+    quantised to 8 bits first. Returns ``float('inf')`` when the quantised images are identical
+    (zero mean squared error). Raises ValueError on a shape mismatch or a non-(H, W, 3) input.
+    """
+    p, g = _prepare(pred, gt)
+    if np.array_equal(p, g):
+        return float("inf")
+    return float(peak_signal_noise_ratio(g, p, data_range=255))
+
+
+def ssim(pred: np.ndarray, gt: np.ndarray) -> float:
+    """SSIM (unitless, at most 1) of ``pred`` against ``gt`` under the SID protocol.
+
+    Both inputs are float (H, W, 3) arrays in [0, 1]; ``pred`` is clipped to [0, 1] and both are
+    quantised to 8 bits, then scored with Gaussian weights (sigma 1.5), population covariance,
+    data range 255 and per-channel averaging. Raises ValueError on a shape mismatch or a
+    non-(H, W, 3) input.
+    """
+    p, g = _prepare(pred, gt)
+    return float(
+        structural_similarity(
+            p,
+            g,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=255,
+            channel_axis=-1,
+        )
+    )

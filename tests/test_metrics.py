@@ -1,0 +1,115 @@
+"""Tests for the SID-protocol PSNR / SSIM in lowbench.metrics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from lowbench.metrics import METRIC_DIRECTIONS, psnr, quantize_8bit, ssim
+
+
+def _q(x: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8).astype(np.float64)
+
+
+def _ref_psnr(pred: np.ndarray, gt: np.ndarray) -> float:
+    return float(peak_signal_noise_ratio(_q(gt), _q(pred), data_range=255))
+
+
+def _ref_ssim(pred: np.ndarray, gt: np.ndarray) -> float:
+    return float(
+        structural_similarity(
+            _q(pred), _q(gt), gaussian_weights=True, sigma=1.5,
+            use_sample_covariance=False, data_range=255, channel_axis=-1,
+        )
+    )
+
+
+def _pairs() -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(0)
+    gt_rand = rng.random((48, 64, 3))
+    pred_rand = rng.random((48, 64, 3))
+    # Structured: gradient + stripes ground truth; prediction = gt plus mild noise and a shift.
+    yy, xx = np.mgrid[0:40, 0:56] / 56.0
+    gt_s = np.stack([xx, yy, 0.5 + 0.4 * np.sin(8 * xx)], axis=-1).clip(0, 1)
+    pred_s = np.clip(gt_s * 0.9 + 0.03 + rng.normal(0, 0.02, gt_s.shape), 0, 1)
+    return [(pred_rand, gt_rand), (pred_s, gt_s), (gt_s[::-1].copy(), gt_s)]
+
+
+@pytest.mark.parametrize("idx", range(3))
+def test_equals_direct_skimage(idx: int) -> None:
+    pred, gt = _pairs()[idx]
+    assert psnr(pred, gt) == _ref_psnr(pred, gt)
+    assert ssim(pred, gt) == _ref_ssim(pred, gt)
+    assert math.isfinite(psnr(pred, gt))
+
+
+def test_structured_scores_are_sensible() -> None:
+    pred, gt = _pairs()[1]
+    rand_pred, rand_gt = _pairs()[0]
+    assert psnr(pred, gt) > psnr(rand_pred, rand_gt)
+    assert ssim(pred, gt) > ssim(rand_pred, rand_gt)
+
+
+def test_quantisation_really_happens() -> None:
+    rng = np.random.default_rng(1)
+    gt = np.round(rng.random((32, 32, 3)) * 255) / 255  # exactly on 8-bit levels
+    pred = gt + rng.uniform(-0.49, 0.49, gt.shape) / 255  # < 0.5 level away everywhere
+    pred = np.clip(pred, 0, 1)
+    assert not np.array_equal(pred, gt)
+    assert psnr(pred, gt) == float("inf")
+    assert ssim(pred, gt) == pytest.approx(1.0)
+    np.testing.assert_array_equal(quantize_8bit(pred), quantize_8bit(gt))
+
+
+def test_identical_images_give_inf_psnr() -> None:
+    gt = np.random.default_rng(2).random((16, 16, 3))
+    assert psnr(gt, gt) == float("inf")
+    assert isinstance(psnr(gt, gt), float)
+
+
+def test_prediction_is_clipped() -> None:
+    rng = np.random.default_rng(3)
+    gt = rng.random((24, 24, 3))
+    gt[:8] = 1.0
+    gt[8:16] = 0.0
+    pred = gt.copy()
+    pred[:8] = 1.7  # above 1 -> treated as 1
+    pred[8:16] = -0.3  # below 0 -> treated as 0
+    assert psnr(pred, gt) == float("inf")
+    noisy = rng.random((24, 24, 3))
+    over = noisy.copy()
+    over[:8] = 5.0
+    clipped = noisy.copy()
+    clipped[:8] = 1.0
+    assert psnr(over, gt) == psnr(clipped, gt)
+    assert ssim(over, gt) == ssim(clipped, gt)
+
+
+@pytest.mark.parametrize(
+    ("ps", "gs"),
+    [((16, 16, 3), (16, 17, 3)), ((16, 16), (16, 16)), ((16, 16, 4), (16, 16, 4)),
+     ((16, 16, 3), (16, 16))],
+)
+@pytest.mark.parametrize("fn", [psnr, ssim])
+def test_wrong_shapes_raise(fn, ps: tuple, gs: tuple) -> None:
+    with pytest.raises(ValueError) as exc:
+        fn(np.zeros(ps), np.zeros(gs))
+    assert str(ps) in str(exc.value) and str(gs) in str(exc.value)
+
+
+def test_metric_directions() -> None:
+    assert METRIC_DIRECTIONS["psnr_db"] == "higher"
+    assert METRIC_DIRECTIONS["ssim"] == "higher"
+    lower = [
+        "latency_median_ms", "latency_p90_ms", "latency_p99_ms", "end_to_end_ms", "peak_rss_mib",
+        "swap_peak_mib", "energy_per_inference_net_mj", "energy_per_inference_gross_mj",
+        "params", "macs", "size_bytes",
+    ]
+    for name in lower:
+        assert METRIC_DIRECTIONS[name] == "lower"
+    assert set(METRIC_DIRECTIONS.values()) == {"higher", "lower"}
+    assert len(METRIC_DIRECTIONS) == 13
