@@ -1,3 +1,3 @@
-"""lowbench: reproducible benchmarks for efficient low-light RAW enhancement (SID) on edge devices."""
+"""lowbench: reproducible benchmarks for efficient low-light RAW enhancement on edge devices."""
 
 __version__ = "0.1.0"

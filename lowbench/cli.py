@@ -1,0 +1,193 @@
+"""The `lowbench` command line: argument parsing only; every subcommand calls library code.
+
+Errors caused by the user's input are one line on stderr, exit code 2, no traceback
+(``--debug`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from lowbench.errors import LowbenchError
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+# -- list ----------------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    """`lowbench list tasks|models|quants [--json]`."""
+    from tabulate import tabulate
+
+    if args.what == "tasks":
+        from lowbench.tasks import all_tasks
+
+        rows = [{"name": t.name, "version": t.version, "split": t.split, "kind": t.kind,
+                 "pairs": t.expected_pairs,
+                 "crop": f"{t.crop}x{t.crop} raw" if t.crop else "full",
+                 "exclusions": list(t.exclusions), "default": t.is_default,
+                 "description": " ".join(t.description.split())} for t in all_tasks()]
+        if args.json:
+            _print_json(rows)
+        else:
+            print(tabulate([{k: v for k, v in r.items() if k != "description"} for r in rows],
+                           headers="keys"))
+        return 0
+    if args.what == "models":
+        from lowbench.model_table import model_rows
+        from lowbench.models import MODEL_NAMES
+
+        rows = model_rows(MODEL_NAMES, packed_hw=(256, 256))
+        if args.json:
+            _print_json(rows)
+        else:
+            print(tabulate(rows, headers="keys", floatfmt=".2f"))
+            print("\nMACs at a 512 x 512 raw input (256 x 256 packed).")
+        return 0
+    from lowbench.quant import QUANT_DESCRIPTIONS
+
+    rows = [{"name": k, "description": v} for k, v in QUANT_DESCRIPTIONS.items()]
+    if args.json:
+        _print_json(rows)
+    else:
+        print(tabulate(rows, headers="keys"))
+    return 0
+
+
+# -- data ----------------------------------------------------------------------------------
+def cmd_data(args: argparse.Namespace) -> int:
+    """`lowbench data prepare|verify|generate`."""
+    from lowbench import datacmd
+
+    if args.action == "prepare":
+        return datacmd.prepare(args.task, args.data_root)
+    if args.action == "verify":
+        return datacmd.verify(args.task, args.data_root)
+    return datacmd.generate(args.task, args.out)
+
+
+# -- evaluate / train / export / site: thin wrappers ------------------------------------------
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """`lowbench evaluate`: see lowbench.harness.evaluate."""
+    from lowbench.evaluate_cmd import run
+
+    return run(args)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """`lowbench train`: see lowbench.train."""
+    from lowbench.train import run_from_args
+
+    return run_from_args(args)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`lowbench export`: see lowbench.export."""
+    from lowbench.export import run_from_args
+
+    return run_from_args(args)
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    """`lowbench site build`: see lowbench.site."""
+    from lowbench.site.build import run_from_args
+
+    return run_from_args(args)
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    """`lowbench results table`: one table of every record (evaluate records + asv results)."""
+    from lowbench.results_cmd import run_from_args
+
+    return run_from_args(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of every subcommand (each has --help)."""
+    p = argparse.ArgumentParser(
+        prog="lowbench",
+        description="Reproducible benchmarks for efficient low-light RAW enhancement (SID).",
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("list", help="list tasks, models or quantization variants")
+    s.add_argument("what", choices=["tasks", "models", "quants"])
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("data", help="prepare, verify or (re)generate task data")
+    dsub = s.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, helptext in (("prepare", "make a task ready (generate synth data, cache GT)"),
+                           ("verify", "check every file is present and every pinned sha256 "
+                                      "matches (exit 0 when all good)")):
+        d = dsub.add_parser(name, help=helptext)
+        d.add_argument("task")
+        d.add_argument("--data-root", default=None, help="folder holding the task's files")
+        d.set_defaults(func=cmd_data)
+    d = dsub.add_parser("generate", help="regenerate a synthetic split's DNG files into --out")
+    d.add_argument("task", choices=["synth", "synth-train"])
+    d.add_argument("--out", required=True, help="output folder")
+    d.set_defaults(func=cmd_data)
+
+    s = sub.add_parser("evaluate", help="measure one model x quantization variant on a task")
+    from lowbench.evaluate_args import add_evaluate_args
+
+    add_evaluate_args(s)
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("train", help="train a model (SID recipe); torchrun for DDP")
+    from lowbench.train_args import add_train_args
+
+    add_train_args(s)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("export", help="export a variant to TorchScript or ONNX (Jetson path)")
+    s.add_argument("--model", required=True)
+    s.add_argument("--quant", default="fp32")
+    s.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript")
+    s.add_argument("--out", required=True, help="output file")
+    s.add_argument("--checkpoint", default=None, help="safetensors checkpoint (default: shipped)")
+    s.add_argument("--task", default="synth", help="task whose train split calibrates int8")
+    s.add_argument("--data-root", default=None)
+    s.add_argument("--size", type=int, default=256, help="packed input side used for tracing")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("site", help="build the static HTML leaderboard")
+    ssub = s.add_subparsers(dest="action", required=True, metavar="ACTION")
+    b = ssub.add_parser("build", help="render results into a static site")
+    b.add_argument("--results", action="append", default=None,
+                   help="results folder (repeatable; default: results/)")
+    b.add_argument("--out", default="site", help="output folder (default: site/)")
+    b.set_defaults(func=cmd_site)
+
+    s = sub.add_parser("results", help="read every result (evaluate records + asv) as one table")
+    rsub = s.add_subparsers(dest="action", required=True, metavar="ACTION")
+    t = rsub.add_parser("table", help="print the combined table")
+    t.add_argument("--results", action="append", default=None, help="results folder(s)")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=cmd_results)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `lowbench` and `python -m lowbench`; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        return int(args.func(args) or 0)
+    except LowbenchError as err:
+        if debug:
+            raise
+        print(f"lowbench: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("lowbench: interrupted; nothing half-written was kept", file=sys.stderr)
+        return 130

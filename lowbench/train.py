@@ -1,0 +1,322 @@
+"""Training with SID's recipe, optionally distributed (torchrun -> DistributedDataParallel).
+
+Recipe (Chen et al. 2018): L1 loss on sRGB; Adam, lr 1e-4 dropping 10x late in training;
+random crops of 512 x 512 raw (256 x 256 packed); random horizontal/vertical flips and
+transposes; inputs amplified by the exposure ratio exactly as at test time.
+
+Determinism: every random choice of step ``s`` on rank ``r`` comes from
+``SeedSequence([seed, s, r])``, so a run is reproducible given its seed and a resumed run
+continues exactly where the interrupted one stopped (the optimizer state is checkpointed too).
+
+Scale-out: ``torchrun --nproc-per-node N -m lowbench train ...`` starts N ranks; each rank
+trains on its own shard of the scenes (scene index mod N), gradients are averaged by DDP
+(nccl on GPUs, gloo on CPU), and only rank 0 writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from lowbench.errors import LowbenchError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The training hyper-parameters recorded in every checkpoint."""
+
+    model: str
+    task: str
+    steps: int
+    batch_size: int
+    patch_raw: int
+    lr: float
+    lr_drop: float
+    seed: int
+    val_scenes: int
+    qat: bool = False
+    world_size: int = 1
+    loss: str = "L1"
+    optimizer: str = "Adam"
+
+
+class PairBank:
+    """Training pairs held in memory: packed inputs (4, h, w) and ground truths (2h, 2w, 3)."""
+
+    def __init__(self, inputs: list[np.ndarray], truths: list[np.ndarray],
+                 truth_index: list[int], scene_ids: list[int]) -> None:
+        self.inputs, self.truths, self.truth_index, self.scene_ids = (
+            inputs, truths, truth_index, scene_ids)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    @classmethod
+    def load(cls, pairs: list[Any], desc: str, progress: bool) -> PairBank:
+        """Read, pack, amplify every pair; develop (cached) each ground truth once."""
+        from lowbench.tasks import load_input, load_truth
+
+        inputs, truth_index, scene_ids = [], [], []
+        truths: list[np.ndarray] = []
+        truth_of: dict[Path, int] = {}
+        for pair in tqdm(pairs, desc=desc, unit="pair", disable=not progress, leave=False):
+            inputs.append(load_input(pair))
+            if pair.long not in truth_of:
+                truth_of[pair.long] = len(truths)
+                truths.append(load_truth(pair))
+            truth_index.append(truth_of[pair.long])
+            scene_ids.append(pair.scene_id)
+        return cls(inputs, truths, truth_index, scene_ids)
+
+    def batch(self, rng: np.random.Generator, indices: list[int], batch_size: int,
+              patch_packed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random batch of crops with random flips/transposes: (B,4,p,p), (B,3,2p,2p)."""
+        xs, ys = [], []
+        for _ in range(batch_size):
+            i = indices[int(rng.integers(len(indices)))]
+            x, y = self.inputs[i], self.truths[self.truth_index[i]]
+            h, w = x.shape[1:]
+            p = min(patch_packed, h, w)
+            yy, xx = int(rng.integers(h - p + 1)), int(rng.integers(w - p + 1))
+            xc = x[:, yy:yy + p, xx:xx + p]
+            yc = y[2 * yy:2 * yy + 2 * p, 2 * xx:2 * xx + 2 * p].transpose(2, 0, 1)
+            if rng.integers(2):
+                xc, yc = xc[:, :, ::-1], yc[:, :, ::-1]
+            if rng.integers(2):
+                xc, yc = xc[:, ::-1, :], yc[:, ::-1, :]
+            if rng.integers(2):
+                xc, yc = xc.transpose(0, 2, 1), yc.transpose(0, 2, 1)
+            xs.append(np.ascontiguousarray(xc))
+            ys.append(np.ascontiguousarray(yc))
+        return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+def _dist_env() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment (1 process when not under torchrun)."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _state_path(out: Path) -> Path:
+    return out.with_name(out.name.removesuffix(".safetensors") + ".state.safetensors")
+
+
+def _save_optimizer(path: Path, opt: torch.optim.Optimizer, step: int) -> None:
+    """Adam state as safetensors (never pickle): per-parameter exp_avg, exp_avg_sq, step."""
+    from safetensors.torch import save_file
+
+    from lowbench.fsutil import atomic_write_bytes
+
+    tensors: dict[str, torch.Tensor] = {}
+    for idx, st in opt.state_dict()["state"].items():
+        for k, v in st.items():
+            tensors[f"{idx}.{k}"] = torch.as_tensor(v).detach().clone().contiguous()
+    tmp = path.with_suffix(".writing")
+    save_file(tensors, str(tmp), metadata={"step": str(step)})
+    atomic_write_bytes(path, tmp.read_bytes())
+    tmp.unlink()
+
+
+def _load_optimizer(path: Path, opt: torch.optim.Optimizer) -> int:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    with safe_open(str(path), "pt") as fh:
+        step = int(fh.metadata()["step"])
+    sd = opt.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, v in tensors.items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = v
+    sd["state"] = state
+    opt.load_state_dict(sd)
+    return step
+
+
+def validate(model: torch.nn.Module, bank: PairBank, indices: list[int]) -> float:
+    """Mean PSNR (dB, SID protocol) over the held-out pairs, whole images."""
+    from lowbench.metrics import psnr
+
+    if not indices:
+        return float("nan")
+    model.eval()
+    scores = []
+    with torch.no_grad():
+        for i in indices:
+            x = torch.from_numpy(bank.inputs[i])[None]
+            out = model(x)[0].permute(1, 2, 0).numpy()
+            scores.append(psnr(out, bank.truths[bank.truth_index[i]]))
+    model.train()
+    return float(np.mean(scores))
+
+
+def _git_commit() -> str:
+    from lowbench.environment import git_commit
+
+    info = git_commit()
+    return info.get("sha") or "unknown"
+
+
+def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str | None = None,
+          resume: bool = False, scenes: int | None = None, val_every: int = 250,
+          save_every: int = 250, threads: int | None = None, half: bool = False,
+          progress: bool = True) -> dict[str, Any]:
+    """Train one model and write its checkpoint (rank 0); returns a summary dict.
+
+    ``val_psnr_db`` in the summary and the checkpoint is the mean PSNR (dB) on the held-out scenes.
+    """
+    from lowbench.checkpoint import load_checkpoint, save_checkpoint, shipped_checkpoint_path
+    from lowbench.models import LEARNED_MODELS, build
+    from lowbench.tasks import get_task
+
+    if recipe.model not in LEARNED_MODELS:
+        raise LowbenchError(f"cannot train {recipe.model!r}; learned models: "
+                            f"{', '.join(LEARNED_MODELS)}")
+    task = get_task(recipe.task)
+    if task.split != "train":
+        raise LowbenchError(f"task {task.name} is a {task.split} split; train on synth-train or "
+                            "sid-sony-train (never on a test split)")
+    rank, world = _dist_env()
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(recipe.seed)
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+                          if torch.cuda.is_available() else "cpu")
+
+    # data: scenes split into train / held-out validation; train scenes sharded by rank
+    listed = task.listed()
+    scene_order = list(dict.fromkeys(p.scene_id for p in listed))
+    if scenes is not None:
+        scene_order = scene_order[:scenes]
+    n_val = min(recipe.val_scenes, max(len(scene_order) - 1, 0))
+    val_scene_set = set(scene_order[len(scene_order) - n_val:]) if n_val else set()
+    keep = set(scene_order)
+    limit = max(i for i, p in enumerate(listed) if p.scene_id in keep) + 1
+    pairs = [p for p in task.pairs(data_root, limit=limit) if p.scene_id in keep]
+    train_scenes = [s for s in scene_order if s not in val_scene_set]
+    my_scenes = set(train_scenes[rank::world])
+    bank = PairBank.load(pairs, f"loading {task.name}", progress and rank == 0)
+    train_idx = [i for i, s in enumerate(bank.scene_ids) if s in my_scenes]
+    val_idx = [i for i, s in enumerate(bank.scene_ids) if s in val_scene_set]
+    if not train_idx:
+        raise LowbenchError(f"rank {rank} has no training scenes; use more --scenes")
+
+    model = build(recipe.model)
+    start_step = 0
+    state_file = _state_path(out)
+    resuming = resume and out.is_file()
+    if not resuming and (init or recipe.qat):
+        # fine-tuning (and QAT) starts from float weights: --init, else the shipped checkpoint
+        src = Path(init) if init else shipped_checkpoint_path(recipe.model)
+        sd, _ = load_checkpoint(src, recipe.model)
+        model.load_state_dict(sd)
+    if recipe.qat:
+        from lowbench.quant import prepare_qat_model
+
+        model = prepare_qat_model(model, recipe.model)
+    if resuming:
+        # a QAT checkpoint holds fake-quant/observer state too: load it into the prepared model
+        sd, _ = load_checkpoint(out, recipe.model, check_architecture=not recipe.qat)
+        model.load_state_dict(sd)
+    model.to(device)
+    ddp_model: torch.nn.Module = model
+    if world > 1:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(model)
+    opt = torch.optim.Adam(ddp_model.parameters(), lr=recipe.lr)
+    if resume and state_file.is_file():
+        start_step = _load_optimizer(state_file, opt)
+
+    drop_at = int(recipe.steps * recipe.lr_drop)
+    patch_packed = recipe.patch_raw // 2
+    val_psnr = float("nan")
+    history: list[dict[str, float]] = []
+    bar = tqdm(total=recipe.steps, initial=start_step, desc=f"train {recipe.model}",
+               disable=not (progress and rank == 0), unit="step")
+    t0, seen = time.perf_counter(), 0
+    ddp_model.train()
+    loss_value = float("nan")
+    for step in range(start_step, recipe.steps):
+        for group in opt.param_groups:
+            group["lr"] = recipe.lr if step < drop_at else recipe.lr / 10
+        rng = np.random.default_rng(np.random.SeedSequence([recipe.seed, step, rank]))
+        x, y = bank.batch(rng, train_idx, recipe.batch_size, patch_packed)
+        x, y = x.to(device), y.to(device)
+        loss = F.l1_loss(ddp_model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_value = float(loss.detach())
+        seen += x.shape[0] * world
+        done = step + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_value:.4f}",
+                        img_s=f"{seen / max(time.perf_counter() - t0, 1e-9):.2f}")
+        if done % val_every == 0 or done == recipe.steps:
+            if rank == 0:
+                val_psnr = validate(model, bank, val_idx)
+                history.append({"step": done, "loss": loss_value, "val_psnr_db": val_psnr})
+                bar.write(f"step {done}: loss {loss_value:.4f}, val PSNR {val_psnr:.2f} dB")
+        if rank == 0 and (done % save_every == 0 or done == recipe.steps):
+            meta = {"recipe": json.dumps(asdict(recipe)), "task": recipe.task,
+                    "steps": str(done), "seed": str(recipe.seed), "commit": _git_commit(),
+                    "val_psnr_db": f"{val_psnr:.4f}", "history": json.dumps(history)}
+            save_checkpoint(out, recipe.model, _plain_state_dict(model, recipe), meta,
+                            half=half)
+            _save_optimizer(state_file, opt, done)
+    bar.close()
+    if world > 1:
+        dist.barrier()
+    return {"model": recipe.model, "steps": recipe.steps, "loss": loss_value,
+            "val_psnr_db": val_psnr, "checkpoint": str(out), "rank": rank, "world_size": world,
+            "weights_sha": _weights_digest(model)}
+
+
+def _plain_state_dict(model: torch.nn.Module, recipe: Recipe) -> dict[str, torch.Tensor]:
+    """The float state dict to store (for QAT: the fake-quant model's float weights + observers)."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
+            if isinstance(v, torch.Tensor)}
+
+
+def _weights_digest(model: torch.nn.Module) -> str:
+    """sha256 over every parameter's bytes (used to check that DDP ranks agree)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """`lowbench train` entry point."""
+    rank, world = _dist_env()
+    recipe = Recipe(model=args.model, task=args.task, steps=args.steps,
+                    batch_size=args.batch_size, patch_raw=args.patch, lr=args.lr,
+                    lr_drop=args.lr_drop, seed=args.seed, val_scenes=args.val_scenes,
+                    qat=args.qat, world_size=world)
+    if args.patch % 32:
+        raise LowbenchError(f"--patch {args.patch} must be a multiple of 32 raw pixels")
+    summary = train(recipe, Path(args.out), data_root=args.data_root, init=args.init,
+                    resume=args.resume, scenes=args.scenes, val_every=args.val_every,
+                    save_every=args.save_every, threads=args.threads, half=args.half,
+                    progress=not args.no_progress)
+    if rank == 0 or os.environ.get("LOWBENCH_PRINT_ALL_RANKS"):
+        print(json.dumps(summary))
+    if world > 1 and dist.is_initialized():
+        dist.destroy_process_group()
+    return 0

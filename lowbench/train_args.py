@@ -1,0 +1,34 @@
+"""Arguments of `lowbench train` (kept apart so `--help` stays fast to import)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    """Add every `lowbench train` option to ``p``."""
+    p.add_argument("--model", required=True, help="learned model to train")
+    p.add_argument("--task", default="synth-train", help="synth-train or sid-sony-train")
+    p.add_argument("--data-root", default=None, help="folder holding the task's raw files")
+    p.add_argument("--steps", type=int, default=4000, help="optimizer steps (all ranks)")
+    p.add_argument("--batch-size", type=int, default=1, help="crops per step per rank")
+    p.add_argument("--patch", type=int, default=512,
+                   help="random crop side in raw pixels (SID: 512, i.e. 256 packed)")
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (SID: 1e-4)")
+    p.add_argument("--lr-drop", type=float, default=0.8,
+                   help="fraction of the steps after which lr drops 10x (SID: 1e-4 -> 1e-5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-every", type=int, default=250, help="steps between validations")
+    p.add_argument("--val-scenes", type=int, default=8,
+                   help="scenes held out from the end of the split for validation PSNR")
+    p.add_argument("--scenes", type=int, default=None, help="use only the first N scenes")
+    p.add_argument("--out", required=True, help="checkpoint file (.safetensors) to write")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from --out and its .state.safetensors if present")
+    p.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
+    p.add_argument("--qat", action="store_true",
+                   help="quantization-aware fine-tuning (start from --init or the shipped fp32)")
+    p.add_argument("--half", action="store_true", help="store the weights as fp16")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads per rank")
+    p.add_argument("--save-every", type=int, default=250, help="steps between checkpoints")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
