@@ -1,0 +1,188 @@
+"""Export a built variant to TorchScript or ONNX (the deployment path to Jetsons / TensorRT).
+
+TorchScript: the core is traced (``torch.jit.trace``; FX-generated int8 code is not
+scriptable) and the pad/crop wrapper (and the fp16 cast wrapper) around it is scripted, so the
+file accepts any ``(N, 4, h, w)`` input like the in-process module; if that fails the whole
+module is traced at ``size`` (then the file is specific to that input size). ONNX: the
+TorchScript-based exporter (``dynamo=False``, opset :data:`ONNX_OPSET`) at a fixed
+``1 x 4 x size x size`` input (dynamic batch); int8 variants export as QuantizeLinear /
+DequantizeLinear (QDQ) graphs. Every file is written to a temp file and checked there
+(TorchScript: ``torch.jit.load``; ONNX: ``onnx.checker``), then moved into place
+(``os.replace``); :func:`max_abs_diff` compares a reloaded file with the in-process module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lowbench.errors import LowbenchError, VariantError
+from lowbench.models.unet import PaddedModel, pad_to_multiple
+from lowbench.quant import HalfPrecision, quiet_ao
+from lowbench.variants import Variant, build_variant
+
+FORMATS: tuple[str, ...] = ("torchscript", "onnx")
+ONNX_OPSET = 17
+
+
+@contextlib.contextmanager
+def _quiet_export() -> Iterator[None]:
+    """TorchScript and the TorchScript-based ONNX exporter are deprecated upstream but are what
+    Jetson toolchains (JetPack PyTorch, TensorRT's ONNX parser) consume today."""
+    with quiet_ao(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    for t in module.parameters():
+        return t.device
+    for t in module.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def example_input(module: nn.Module, size: int, seed: int = 0) -> torch.Tensor:
+    """A seeded float32 ``(1, 4, size, size)`` packed input in [0, 1) on the module's device."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 4, size, size, generator=gen).to(_device_of(module))
+
+
+def _traced_core(module: nn.Module, x: torch.Tensor) -> nn.Module:
+    if isinstance(module, HalfPrecision):
+        return HalfPrecision(_traced_core(module.inner, x.half()))
+    if isinstance(module, PaddedModel):
+        padded = pad_to_multiple(x, module.multiple)
+        core = torch.jit.trace(module.core, padded, check_trace=False)
+        return PaddedModel(core, module.multiple, module.scale)
+    raise TypeError(f"cannot split {type(module).__name__} into wrapper and core")
+
+
+def to_torchscript(module: nn.Module, x: torch.Tensor) -> tuple[torch.jit.ScriptModule, bool]:
+    """ScriptModule of ``module`` and whether it accepts any input size (else only ``x``'s)."""
+    with _quiet_export(), torch.no_grad():
+        try:
+            return torch.jit.script(_traced_core(module, x)), True
+        except (RuntimeError, TypeError, torch.jit.Error):
+            return torch.jit.trace(module, x, check_trace=False), False
+
+
+def _tmp_beside(out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _write_torchscript(module: nn.Module, x: torch.Tensor, tmp: Path) -> None:
+    scripted, _ = to_torchscript(module, x)
+    with _quiet_export():
+        torch.jit.save(scripted, str(tmp))
+        torch.jit.load(str(tmp), map_location=x.device)  # must load back
+
+
+def _write_onnx(variant: Variant, x: torch.Tensor, tmp: Path) -> None:
+    try:
+        with _quiet_export(), torch.no_grad():
+            torch.onnx.export(
+                variant.module, (x,), str(tmp), dynamo=False, opset_version=ONNX_OPSET,
+                input_names=["packed"], output_names=["srgb"],
+                dynamic_axes={"packed": {0: "batch"}, "srgb": {0: "batch"}},
+            )
+    except Exception as err:  # the exporter raises many types; report one line
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise VariantError(
+            f"ONNX export of {variant.model_name} x {variant.quant} failed ({first}); "
+            "export it with --format torchscript instead"
+        ) from None
+    try:
+        import onnx
+    except ImportError:
+        return
+    onnx.checker.check_model(str(tmp))
+
+
+def export_variant(variant: Variant, fmt: str, out: str | Path, size: int = 256) -> Path:
+    """Write ``variant`` as ``fmt`` ("torchscript" or "onnx") to ``out`` atomically; return it.
+
+    ``size`` is the packed side (pixels) of the ``1 x 4 x size x size`` example input used for
+    tracing (and the fixed input size of ONNX files). The file is reloaded before it replaces
+    ``out``. Raises VariantError for a variant without a module (LibRaw, unsupported here) or
+    a failed ONNX export, LowbenchError for a bad format or size.
+    """
+    if fmt not in FORMATS:
+        raise LowbenchError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if size < 1:
+        raise LowbenchError(f"--size {size} must be a positive packed side in pixels")
+    if variant.module is None:
+        why = variant.info.get("reason") or variant.info.get("note") or "no module"
+        raise VariantError(f"{variant.model_name} x {variant.quant} has nothing to export ({why}); "
+                           "pick a learned model and a variant supported here")
+    out = Path(out)
+    x = example_input(variant.module, size)
+    tmp = _tmp_beside(out)
+    try:
+        if fmt == "torchscript":
+            _write_torchscript(variant.module, x, tmp)
+        else:
+            _write_onnx(variant, x, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def reload_outputs(path: str | Path, fmt: str, x: torch.Tensor) -> torch.Tensor:
+    """Run an exported file on ``x`` (TorchScript: torch.jit.load; ONNX: onnxruntime, CPU)."""
+    path = Path(path)
+    if fmt == "torchscript":
+        with _quiet_export(), torch.inference_mode():
+            return torch.jit.load(str(path), map_location=x.device)(x).float().cpu()
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise LowbenchError("onnxruntime is not installed; pip install 'lowbench[onnx]' to "
+                            "check ONNX files") from None
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {"packed": x.detach().float().cpu().numpy()})
+    return torch.from_numpy(y)
+
+
+def max_abs_diff(variant: Variant, path: str | Path, fmt: str, size: int = 256) -> float:
+    """Max |reloaded - in-process| over the seeded ``1 x 4 x size x size`` input (sRGB units)."""
+    if variant.module is None:
+        raise VariantError(f"{variant.model_name} x {variant.quant} has no module to compare")
+    x = example_input(variant.module, size)
+    with torch.inference_mode():
+        ref = variant.module(x).float().cpu()
+    return float((reload_outputs(path, fmt, x) - ref).abs().max())
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """`lowbench export`: build the variant, write the file, print path, size and the check."""
+    if args.format not in FORMATS:
+        raise LowbenchError(f"unknown --format {args.format!r}; choose one of: "
+                            f"{', '.join(FORMATS)}")
+    variant = build_variant(args.model, args.quant, checkpoint=args.checkpoint, task=args.task,
+                            data_root=args.data_root, device="cpu")
+    if variant.info.get("status") == "unsupported":
+        raise VariantError(f"{args.model} x {args.quant} is unsupported here: "
+                           f"{variant.info.get('reason')}")
+    path = export_variant(variant, args.format, Path(args.out), size=args.size)
+    diff = max_abs_diff(variant, path, args.format, size=args.size)
+    mib = path.stat().st_size / 2**20
+    print(f"wrote {path} ({mib:.2f} MiB, {args.format}, {args.model} x {args.quant}, "
+          f"traced at 1x4x{args.size}x{args.size}); reloaded vs in-process max |diff| = "
+          f"{diff:.3g}")
+    return 0

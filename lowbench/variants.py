@@ -1,0 +1,145 @@
+"""One model x quantization variant, ready for the harness: :func:`build_variant`.
+
+Every variant's module maps float32 ``(N, 4, h, w)`` on its device to float32
+``(N, 3, 2h, 2w)``, so the harness treats all of them the same; ``info`` says what was really
+run (engine, how many layers are int8, calibration set, checkpoint, dtype, status).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lowbench import quant
+from lowbench.checkpoint import (
+    load_checkpoint,
+    shipped_checkpoint_path,
+    shipped_qat_checkpoint_path,
+)
+from lowbench.errors import CheckpointError, LowbenchError, VariantError
+from lowbench.fsutil import sha256_file
+from lowbench.models import LEARNED_MODELS, MODEL_NAMES, build
+
+_LIBRAW_QUANTS = ("fp32",)
+
+
+@dataclass
+class Variant:
+    """A built variant: ``module`` is None when the variant is unsupported here or is LibRaw."""
+
+    model_name: str
+    quant: str
+    module: nn.Module | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def check_combination(model_name: str, quant_name: str) -> None:
+    """Raise LowbenchError for an unknown model or quant, VariantError for an invalid pair."""
+    if model_name not in MODEL_NAMES:
+        raise LowbenchError(f"unknown model {model_name!r}; choose one of: "
+                            f"{', '.join(MODEL_NAMES)}")
+    if quant_name not in quant.QUANT_NAMES:
+        raise LowbenchError(f"unknown quant {quant_name!r}; choose one of: "
+                            f"{', '.join(quant.QUANT_NAMES)}")
+    if model_name not in LEARNED_MODELS and quant_name not in _LIBRAW_QUANTS:
+        raise VariantError(f"model '{model_name}' cannot take quant '{quant_name}' (it is not a "
+                           f"neural network); valid: --quant {', '.join(_LIBRAW_QUANTS)}")
+
+
+def _check_device(device: str) -> str:
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise LowbenchError(f"unknown device {device!r}; use cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LowbenchError(f"device {device!r} requested but CUDA is not available in this "
+                            "PyTorch build/machine; use --device cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise LowbenchError(f"unsupported device {device!r}; use cpu or cuda")
+    return device
+
+
+def _checkpoint_info(path: Path | None, source: str | None) -> dict[str, Any]:
+    if path is None:
+        return {"path": None, "sha256": None, "source": None}
+    return {"path": str(path), "sha256": sha256_file(path), "source": source}
+
+
+def _float_weights(model_name: str, checkpoint: str | Path | None
+                   ) -> tuple[nn.Module, dict[str, Any]]:
+    if checkpoint is not None:
+        path, source = Path(checkpoint), "user"
+    else:
+        path, source = shipped_checkpoint_path(model_name), "shipped"  # CheckpointError if none
+    state_dict, _ = load_checkpoint(path, expected_model=model_name)
+    model = build(model_name)
+    model.load_state_dict(state_dict)
+    return model.eval(), _checkpoint_info(path, source)
+
+
+def _qat_weights(model_name: str, checkpoint: str | Path | None
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, Any]]:
+    if checkpoint is not None:
+        path, source = Path(checkpoint), "user"
+    else:
+        try:
+            path, source = shipped_qat_checkpoint_path(model_name), "shipped"
+        except CheckpointError:
+            raise VariantError(
+                f"no QAT checkpoint for {model_name}; run `lowbench train --model {model_name} "
+                "--qat --out ...` or pass --checkpoint"
+            ) from None
+    state_dict, metadata = quant.load_qat_checkpoint(path, model_name)
+    return state_dict, metadata, _checkpoint_info(path, source)
+
+
+def build_variant(
+    model_name: str,
+    quant_name: str,
+    *,
+    checkpoint: str | Path | None = None,
+    task: str = "synth",
+    data_root: str | Path | None = None,
+    device: str = "cpu",
+    calibration: quant.CalibrationSettings | None = None,
+) -> Variant:
+    """Build ``model_name`` x ``quant_name`` on ``device`` (``"cpu"`` or ``"cuda"``).
+
+    Weights: ``checkpoint`` (a user file) or the shipped checkpoint (for ``qat``: the shipped
+    QAT checkpoint). ``task``/``data_root`` pick the train split that calibrates ``static``
+    (``calibration`` overrides :data:`lowbench.quant.DEFAULT_CALIBRATION`). ``info`` keys:
+    model, quant, engine, quantized_layers, quantized_nothing, calibration, checkpoint
+    ({"path", "sha256", "source": "shipped"|"user"|None}), device, dtype, status
+    ("ok"|"unsupported"), reason, note. Raises LowbenchError for an unknown quant/model or an
+    unavailable device, VariantError for a combination the model cannot take.
+    """
+    check_combination(model_name, quant_name)
+    device = _check_device(device)
+    base = {"model": model_name, "quant": quant_name, "device": device}
+    if model_name not in LEARNED_MODELS:
+        info = quant._info(note="LibRaw baseline, handled by the harness")
+        info.update(base, checkpoint=_checkpoint_info(None, None))
+        return Variant(model_name, quant_name, None, info)
+
+    if quant_name == "qat":
+        state_dict, metadata, ckpt = _qat_weights(model_name, checkpoint)
+        module, info = quant.build_qat(model_name, state_dict, source=ckpt["path"],
+                                       device=device, metadata=metadata)
+    else:
+        model, ckpt = _float_weights(model_name, checkpoint)
+        if quant_name == "fp32":
+            module, info = quant.build_fp32(model, device)
+        elif quant_name == "fp16":
+            module, info = quant.build_fp16(model, device)
+        elif quant_name == "dynamic":
+            module, info = quant.build_dynamic(model, device)
+        else:
+            module, info = quant.build_static(
+                model, model_name, weights_id=ckpt["sha256"], task=task, data_root=data_root,
+                device=device, settings=calibration or quant.DEFAULT_CALIBRATION)
+    info.update(base, checkpoint=ckpt)
+    return Variant(model_name, quant_name, module, info)

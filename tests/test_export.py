@@ -1,0 +1,115 @@
+"""Export round trips: TorchScript for every model x fp32/static/qat/dynamic, ONNX via ORT."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lowbench import export, quant
+from lowbench.checkpoint import save_checkpoint
+from lowbench.errors import LowbenchError, VariantError
+from lowbench.models import LEARNED_MODELS, build
+from lowbench.variants import Variant, build_variant
+
+TINY = quant.CalibrationSettings(pairs=1, crops=2, crop_packed=32, seed=0, batch=2)
+SIZE = 32
+#: A reloaded float TorchScript runs the same kernels: equal up to float reordering.
+FP32_ATOL = 1e-5
+#: A reloaded int8 TorchScript runs the same int8 kernels with the same qparams; allow one
+#: 8-bit output level (1/255 in sRGB units) for any requantization rounding difference.
+INT8_ATOL = 1 / 255
+#: onnxruntime computes the QDQ graph with its own rounding (requantize, LeakyReLU between
+#: DQ/Q): measured 0.03 max |diff| (sRGB units) at 64x64 on a trained model; bound at 0.1.
+ONNX_INT8_ATOL = 0.1
+
+
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Variant]:
+    """Every learned model x fp32/dynamic/static/qat, from checkpoints written here."""
+    root = tmp_path_factory.mktemp("export-ckpt")
+    out = {}
+    for name in LEARNED_MODELS:
+        torch.manual_seed(0)
+        fp = save_checkpoint(root / f"{name}.safetensors", name, build(name).state_dict(), {})
+        qat = quant.prepare_qat_model(build(name), name)
+        loss = F.l1_loss(qat(torch.rand(1, 4, 32, 32)), torch.rand(1, 3, 64, 64))
+        loss.backward()  # one backward pass: fake-quant observers and grads exercised
+        qp = save_checkpoint(root / f"{name}-qat.safetensors", name, qat.state_dict(), {},
+                             check_architecture=False)
+        for q in ("fp32", "dynamic", "static", "qat"):
+            ckpt = qp if q == "qat" else fp
+            out[name, q] = build_variant(name, q, checkpoint=ckpt, calibration=TINY)
+    return out
+
+
+@pytest.mark.parametrize("name", LEARNED_MODELS)
+@pytest.mark.parametrize("q", ["fp32", "dynamic", "static", "qat"])
+def test_torchscript_round_trip(name, q, variants, tmp_path):
+    v = variants[name, q]
+    path = export.export_variant(v, "torchscript", tmp_path / "m.pt", size=SIZE)
+    assert path == tmp_path / "m.pt" and path.stat().st_size > 0
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temp file left behind
+    loaded = torch.jit.load(str(path))
+    atol = INT8_ATOL if q in ("static", "qat") else FP32_ATOL
+    for shape in ((1, 4, SIZE, SIZE), (2, 4, 24, 40)):  # any size: the pad wrapper is scripted
+        x = torch.rand(*shape)
+        with torch.inference_mode():
+            ref, got = v.module(x), loaded(x)
+        assert got.shape == ref.shape
+        assert float((got - ref).abs().max()) <= atol
+
+
+@pytest.mark.parametrize("name", LEARNED_MODELS)
+def test_onnx_fp32_runs_in_onnxruntime(name, variants, tmp_path):
+    pytest.importorskip("onnxruntime")
+    v = variants[name, "fp32"]
+    path = export.export_variant(v, "onnx", tmp_path / "m.onnx", size=SIZE)
+    assert export.max_abs_diff(v, path, "onnx", size=SIZE) <= FP32_ATOL
+
+
+def test_onnx_int8_exports_as_qdq(variants, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    v = variants["lighter", "static"]
+    path = export.export_variant(v, "onnx", tmp_path / "m.onnx", size=SIZE)
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert export.max_abs_diff(v, path, "onnx", size=SIZE) <= ONNX_INT8_ATOL
+
+
+def test_failed_onnx_export_is_a_variant_error_and_leaves_nothing(variants, tmp_path,
+                                                                  monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("quantized::something has no symbolic")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with pytest.raises(VariantError, match="--format torchscript"):
+        export.export_variant(variants["sid", "static"], "onnx", tmp_path / "m.onnx", size=SIZE)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_exports_are_refused(variants, tmp_path):
+    with pytest.raises(VariantError, match="nothing to export"):
+        export.export_variant(build_variant("libraw", "fp32"), "onnx", tmp_path / "x.onnx")
+    with pytest.raises(LowbenchError, match="torchscript, onnx"):
+        export.export_variant(variants["sid", "fp32"], "tflite", tmp_path / "x")
+    with pytest.raises(LowbenchError, match="--size 0"):
+        export.export_variant(variants["sid", "fp32"], "onnx", tmp_path / "x.onnx", size=0)
+
+
+def test_run_from_args_prints_path_size_and_diff(variants, tmp_path, capsys):
+    ckpt = tmp_path / "lighter.safetensors"
+    torch.manual_seed(0)
+    save_checkpoint(ckpt, "lighter", build("lighter").state_dict(), {})
+    out = tmp_path / "lighter.pt"
+    args = argparse.Namespace(model="lighter", quant="fp32", format="torchscript", out=str(out),
+                              checkpoint=str(ckpt), task="synth", data_root=None, size=SIZE)
+    assert export.run_from_args(args) == 0
+    line = capsys.readouterr().out.strip()
+    assert "\n" not in line
+    assert str(out) in line and "MiB" in line and "max |diff| = 0" in line
+    assert Path(out).is_file()
