@@ -11,7 +11,8 @@ from lowbench.models import build, describe
 from lowbench.models.complexity import count_macs, fp32_size_mib
 
 
-def model_rows(names: Iterable[str], packed_hw: tuple[int, int] = (256, 256)) -> list[dict[str, Any]]:
+def model_rows(names: Iterable[str],
+               packed_hw: tuple[int, int] = (256, 256)) -> list[dict[str, Any]]:
     """One row per model: ``name``, ``params`` (count), ``macs`` (multiply-accumulates of one
     forward pass on a ``(1, 4, *packed_hw)`` packed input), ``gmacs``, ``fp32_mib`` (MiB) and
     ``description``. The ``libraw`` baseline has 0 parameters and 0 MACs (it is not a network).

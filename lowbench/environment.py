@@ -1,0 +1,139 @@
+"""What a result depends on: commit, machine, software versions (recorded in every record)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from lowbench.paths import PACKAGE_DIR
+
+
+def _run(cmd: list[str], cwd: Path | None = None, timeout: float = 5.0) -> str | None:
+    """stdout of an argument-list command, or None if it is absent or fails."""
+    try:
+        out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                             check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_commit() -> dict[str, Any]:
+    """{'sha', 'dirty', 'position', 'subject', 'source'} of the lowbench checkout.
+
+    ``position`` is the number of commits up to HEAD (``git rev-list --count``): the site orders
+    history by it, not by dates. ``LOWBENCH_COMMIT`` (a sha) overrides, e.g. under asv.
+    """
+    env = os.environ.get("LOWBENCH_COMMIT")
+    if env:
+        return {"sha": env, "dirty": None, "position": None, "subject": None,
+                "source": "LOWBENCH_COMMIT"}
+    root = PACKAGE_DIR.parent
+    if shutil.which("git") is None or not (root / ".git").exists():
+        return {"sha": None, "dirty": None, "position": None, "subject": None,
+                "source": "not a git checkout"}
+    sha = _run(["git", "rev-parse", "HEAD"], cwd=root)
+    status = _run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root)
+    count = _run(["git", "rev-list", "--count", "HEAD"], cwd=root)
+    return {"sha": sha, "dirty": bool(status) if status is not None else None,
+            "position": int(count) if count and count.isdigit() else None,
+            "subject": _run(["git", "log", "-1", "--format=%s"], cwd=root), "source": "git"}
+
+
+def _meminfo_mib() -> dict[str, float]:
+    out: dict[str, float] = {}
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("MemTotal", "SwapTotal"):
+                out[key] = round(int(rest.split()[0]) / 1024, 1)
+    except OSError:
+        pass
+    return out
+
+
+def cpu_model() -> str:
+    """The CPU model string (/proc/cpuinfo 'model name', or platform.processor())."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def jetson_info() -> dict[str, Any] | None:
+    """Model, L4T/JetPack release, nvpmodel mode and clock lock of a Jetson; None elsewhere."""
+    release = Path("/etc/nv_tegra_release")
+    model_file = Path("/proc/device-tree/model")
+    if not release.is_file():
+        return None
+    info: dict[str, Any] = {"l4t_release": release.read_text(errors="replace").splitlines()[0]}
+    if model_file.is_file():
+        info["model"] = model_file.read_text(errors="replace").strip("\x00\n ")
+    nv = _run(["nvpmodel", "-q"])
+    info["nvpmodel"] = nv.splitlines()[0] if nv else None
+    clocks = _run(["jetson_clocks", "--show"])
+    info["clocks_locked"] = None if clocks is None else bool(
+        re.search(r"MinFreq=(\d+).*MaxFreq=\1", clocks))
+    return info
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, cores, RAM, swap, OS, accelerator and Jetson details of this machine."""
+    import torch
+
+    mem = _meminfo_mib()
+    accel = None
+    if torch.cuda.is_available():
+        accel = torch.cuda.get_device_name(0)
+    info: dict[str, Any] = {
+        # a user-chosen name only: hostnames of containers change per run and may be private
+        "hostname_label": os.environ.get("LOWBENCH_MACHINE"),
+        "cpu": cpu_model(),
+        "arch": platform.machine(),
+        "cores": os.cpu_count(),
+        "ram_mib": mem.get("MemTotal"),
+        "swap_mib": mem.get("SwapTotal"),
+        "os": platform.platform(),
+        "accelerator": accel,
+        "jetson": jetson_info(),
+    }
+    return info
+
+
+def machine_label(info: dict[str, Any]) -> str:
+    """A short human label: Jetson model or 'CPU model, N cores' (+ accelerator)."""
+    if info.get("jetson") and info["jetson"].get("model"):
+        return str(info["jetson"]["model"])
+    label = f"{info.get('cpu')}, {info.get('cores')} cores"
+    if info.get("accelerator"):
+        label += f", {info['accelerator']}"
+    return label
+
+
+def software_versions() -> dict[str, str | None]:
+    """Versions of Python and the libraries a measurement depends on."""
+    import numpy
+    import rawpy
+    import torch
+
+    from lowbench import __version__
+
+    try:
+        import skimage
+
+        skv = skimage.__version__
+    except ImportError:  # pragma: no cover
+        skv = None
+    return {"lowbench": __version__, "python": sys.version.split()[0],
+            "torch": torch.__version__, "numpy": numpy.__version__,
+            "rawpy": rawpy.__version__, "libraw": ".".join(map(str, rawpy.libraw_version)),
+            "scikit-image": skv}

@@ -1,0 +1,90 @@
+"""`lowbench evaluate`: run the harness on one variant, print a table, write one record."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from lowbench.errors import LowbenchError
+
+
+def config_from_args(args: argparse.Namespace):  # -> EvalConfig (import kept lazy)
+    """The harness configuration of parsed `lowbench evaluate` arguments."""
+    from lowbench.harness import EvalConfig
+
+    if args.threads is not None and args.threads < 1:
+        raise LowbenchError(f"--threads must be >= 1, got {args.threads}")
+    if args.latency_budget < 0:
+        raise LowbenchError(f"--latency-budget must be >= 0 s, got {args.latency_budget}")
+    if args.latency_min_runs < 1:
+        raise LowbenchError(f"--latency-min-runs must be >= 1, got {args.latency_min_runs}")
+    if args.tegrastats is not None:
+        from lowbench.energy.meter import check_tegrastats_path
+
+        check_tegrastats_path(args.tegrastats)
+    return EvalConfig(
+        model=args.model, quant=args.quant, task=args.task, data_root=args.data_root,
+        checkpoint=args.checkpoint, device=args.device, threads=args.threads, limit=args.limit,
+        tegrastats=args.tegrastats, latency_budget_s=args.latency_budget,
+        latency_min_runs=args.latency_min_runs, memory=not args.no_memory,
+        energy=not args.no_energy, command=["lowbench", *sys.argv[1:]])
+
+
+def _check_out(out: Path) -> Path:
+    if out.exists() and not out.is_dir():
+        raise LowbenchError(f"--out {out} exists and is not a folder; pass a folder for the "
+                            "result records")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise LowbenchError(f"cannot create --out folder {out}: {err.strerror}") from None
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, write the record atomically under ``--out``, print a table (or ``--json``).
+
+    Exit code 0 for status ok/unsupported, 2 when the variant failed (NaN/Inf output)."""
+    from tabulate import tabulate
+    from tqdm import tqdm
+
+    from lowbench.harness import evaluate, summary_rows
+    from lowbench.record import write_record
+
+    cfg = config_from_args(args)
+    out = _check_out(Path(args.out))
+    t0 = time.perf_counter()
+    bar_state: dict[str, tqdm] = {}
+
+    def progress(pairs):
+        bar = tqdm(pairs, desc=f"{cfg.model}/{cfg.quant} pairs", unit="pair", file=sys.stderr,
+                   leave=False, disable=None)
+        bar_state["bar"] = bar
+        return bar
+
+    def status(msg: str) -> None:
+        if sys.stderr.isatty():
+            print(f"lowbench: {msg} ...", file=sys.stderr)
+
+    record = evaluate(cfg, results_dir=out, progress=progress, status=status)
+    path = write_record(record, out)
+    if args.json:
+        sys.stdout.write(json.dumps(record, indent=1, sort_keys=True, allow_nan=False) + "\n")
+    else:
+        title = (f"{cfg.model} / {cfg.quant} on {record['task']['name']} "
+                 f"({record['task']['pairs_evaluated']} pairs, "
+                 f"{record['environment']['machine_label']})")
+        print(title)
+        print(tabulate(summary_rows(record), headers=["metric", "value", "unit"]))
+        print(f"\nrecord: {path}  ({time.perf_counter() - t0:.0f} s)")
+    if record["status"] == "failed":
+        print(f"lowbench: error: {record['failure']['reason']}; the variant is marked failed in "
+              f"{path}", file=sys.stderr)
+        return 2
+    if record["status"] == "unsupported":
+        print(f"lowbench: warning: {cfg.model}/{cfg.quant} is unsupported here: "
+              f"{record['failure']['reason']} (recorded in {path})", file=sys.stderr)
+    return 0

@@ -1,0 +1,223 @@
+"""`lowbench evaluate` end to end through real subprocesses: records, tables, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lowbench import raw as rawpipe
+from lowbench.checkpoint import save_checkpoint
+from lowbench.metrics import psnr, ssim
+from lowbench.models import build
+from lowbench.record import read_record, record_paths
+from lowbench.tasks import get_task, load_truth
+
+REPO = Path(__file__).resolve().parents[1]
+REPLAY = REPO / "tests" / "fixtures" / "tegrastats_replay.py"
+FAST = ["--latency-budget", "0.2", "--latency-min-runs", "3", "--threads", "1"]
+
+
+def lowbench(*args: str, env: dict | None = None, timeout: float = 300
+             ) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "lowbench", *args], capture_output=True,
+                          text=True, env=full_env, timeout=timeout, cwd=REPO)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("lowbench: error:")
+    for needle in needles:
+        assert needle in err, err
+
+
+@pytest.fixture(scope="module")
+def lighter_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(1)
+    model = build("lighter")
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "lighter.safetensors", "lighter",
+                           model.state_dict(), {"task": "test", "steps": 0})
+
+
+@pytest.fixture(scope="module")
+def libraw_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str]:
+    out = tmp_path_factory.mktemp("res")
+    proc = lowbench("evaluate", "--model", "libraw", "--limit", "3", "--out", str(out), "--json",
+                    *FAST)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout), out, proc.stderr
+
+
+def test_json_is_the_only_stdout_and_equals_the_written_record(libraw_run) -> None:
+    record, out, _ = libraw_run
+    files = record_paths(out)
+    assert len(files) == 1
+    assert read_record(files[0]) == record  # stdout held exactly the record, nothing else
+    assert record["status"] == "ok" and record["task"]["pairs_evaluated"] == 3
+
+
+def test_libraw_quality_is_the_sid_protocol_on_the_baseline(libraw_run) -> None:
+    record, _, _ = libraw_run
+    pairs = get_task("synth").pairs(limit=3)
+    for pair, entry in zip(pairs, record["quality"]["per_pair"], strict=True):
+        # an independent LibRaw baseline: brightness scaled by the ratio inside LibRaw itself
+        with rawpipe.read(pair.short) as raw:
+            black = raw.black_level_per_channel[0]
+            img = raw.raw_image_visible
+            img[...] = np.clip((img.astype(np.float64) - black) * pair.ratio + black, 0,
+                               raw.white_level).astype(img.dtype)
+            rgb = raw.postprocess(**rawpipe.DEVELOP_SETTINGS).astype(np.float32) / 65535
+        gt = load_truth(pair)
+        assert entry["psnr_db"] == pytest.approx(psnr(rgb, gt), abs=1e-6)
+        assert entry["ssim"] == pytest.approx(ssim(rgb, gt), abs=1e-6)
+        assert entry["ratio"] == pair.ratio_label
+    q = record["quality"]
+    assert set(q["per_ratio"]) == {"x100", "x250", "x300"}
+    assert q["psnr_db"] == pytest.approx(np.mean([p["psnr_db"] for p in q["per_pair"]]))
+    # a brighter exposure (lower ratio) is easier for the baseline
+    assert q["per_ratio"]["x100"]["psnr_db"] > q["per_ratio"]["x300"]["psnr_db"]
+
+
+def test_measurements_are_present_or_null_with_reason(libraw_run) -> None:
+    record, out, _ = libraw_run
+    lat = record["latency"]
+    assert lat["n"] >= 3 and 0 < lat["median_ms"] <= lat["p90_ms"] <= lat["p99_ms"]
+    e2e = record["end_to_end"]
+    assert set(e2e["stages_ms"]) == {"decode", "pack", "forward", "postprocess"}
+    assert e2e["total_ms"] == pytest.approx(sum(e2e["stages_ms"].values()))
+    mem = record["memory"]
+    assert mem["peak_rss_mib"] > 50  # a real process with numpy + rawpy + torch imported
+    assert mem["swap_peak_mib"] is not None or mem["reasons"]["swap_peak_mib"]
+    energy = record["energy"]
+    if energy["energy_per_inference_net_mj"] is None:
+        assert energy["reason"]  # null, with the reason, never 0
+    env = record["environment"]
+    assert env["commit"]["sha"] is None or len(env["commit"]["sha"]) == 40
+    assert env["software"]["torch"] == torch.__version__
+    assert env["command"].startswith("lowbench evaluate --model libraw")
+    assert record["task"]["manifest_sha256"] and record["task"]["files_sha256"]
+    # gallery crops: one per ratio, real PNGs inside the results folder
+    assert {g["ratio"] for g in record["gallery"]} == {"x100", "x250", "x300"}
+    for item in record["gallery"]:
+        for key in ("input", "output", "truth"):
+            assert (out / item[key]).read_bytes().startswith(b"\x89PNG")
+
+
+def test_learned_model_table_and_record(tmp_path: Path, lighter_ckpt: Path) -> None:
+    proc = lowbench("evaluate", "--model", "lighter", "--quant", "dynamic", "--checkpoint",
+                    str(lighter_ckpt), "--limit", "2", "--out", str(tmp_path), "--no-memory",
+                    *FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert "quantized nothing" in proc.stdout and "PSNR" in proc.stdout
+    record = read_record(record_paths(tmp_path)[0])
+    assert record["variant"]["quantized_layers"] == 0
+    assert record["variant"]["quantized_nothing"] is True
+    assert record["size"]["params"] == 1_513_812
+    assert record["size"]["macs"] == pytest.approx(1.999e9, rel=1e-3)  # 256x256 packed input
+    assert record["variant"]["checkpoint"]["source"] == "user"
+    assert record["memory"]["peak_rss_mib"] is None and record["memory"]["reasons"]
+
+
+def test_runs_never_overwrite_each_other(tmp_path: Path) -> None:
+    for _ in range(2):
+        proc = lowbench("evaluate", "--model", "libraw", "--limit", "1", "--out", str(tmp_path),
+                        "--no-memory", *FAST)
+        assert proc.returncode == 0, proc.stderr
+    assert len(record_paths(tmp_path)) == 2
+
+
+def test_tegrastats_replay_through_the_cli(tmp_path: Path) -> None:
+    feed = tmp_path / "feed.txt"
+    feed.write_text("# source: synthetic constant 5 W\nVDD_IN 5000mW/5000mW\n")
+    proc = lowbench("evaluate", "--model", "libraw", "--limit", "1", "--out", str(tmp_path),
+                    "--no-memory", "--tegrastats", str(REPLAY), "--json", *FAST,
+                    env={"LOWBENCH_REPLAY_FILE": str(feed)})
+    assert proc.returncode == 0, proc.stderr
+    energy = json.loads(proc.stdout)["energy"]
+    assert energy["meter"] == "tegrastats:VDD_IN"
+    assert energy["mean_power_mw"] == pytest.approx(5000, rel=0.05)
+    per_inference_ms = energy["window_s"] * 1000 / energy["inferences"]
+    assert energy["energy_per_inference_gross_mj"] == pytest.approx(5.0 * per_inference_ms,
+                                                                     rel=0.05)
+    assert abs(energy["energy_per_inference_net_mj"]) < 0.1 * energy[
+        "energy_per_inference_gross_mj"]  # constant power: nothing above idle
+
+
+def test_nan_output_marks_the_variant_failed_and_keeps_other_records(tmp_path: Path) -> None:
+    keep = tmp_path / "existing.json"
+    keep.write_text('{"not": "a record"}')
+    before = keep.read_bytes()
+    model = build("lighter")
+    sd = model.state_dict()
+    sd["core.conv10_1.bias"] = torch.full_like(sd["core.conv10_1.bias"], float("nan"))
+    ckpt = save_checkpoint(tmp_path / "nan.safetensors", "lighter", sd, {})
+    proc = lowbench("evaluate", "--model", "lighter", "--checkpoint", str(ckpt), "--limit", "2",
+                    "--out", str(tmp_path / "res"), "--no-memory", *FAST)
+    assert_one_line_error(proc, "NaN", "pair")
+    (record_file,) = record_paths(tmp_path / "res")
+    record = read_record(record_file)
+    assert record["status"] == "failed" and record["failure"]["pair"]
+    assert keep.read_bytes() == before
+
+
+def test_killed_run_leaves_no_record(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "lowbench", "evaluate", "--model", "libraw",
+                             "--out", str(tmp_path), *FAST], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(4)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not list(tmp_path.rglob("*.json")) and not list(tmp_path.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (["--model", "unet9"], ["unet9", "sid, light, lighter, fire, libraw"]),
+    (["--model", "light", "--quant", "int4"], ["int4", "static"]),
+    (["--model", "libraw", "--quant", "static"], ["libraw", "fp32"]),
+    (["--model", "libraw", "--task", "nope"], ["nope", "synth"]),
+    (["--model", "libraw", "--task", "sid-sony-test"], ["--data-root"]),
+    (["--model", "libraw", "--data-root", "/nonexistent/dir"], ["/nonexistent/dir"]),
+    (["--model", "libraw", "--limit", "0"], ["--limit"]),
+    (["--model", "light", "--checkpoint", "/nonexistent/w.safetensors"],
+     ["/nonexistent/w.safetensors"]),
+    (["--model", "libraw", "--tegrastats", "/nonexistent/tegrastats"], ["/nonexistent/tegrastats"]),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str],
+                                      needles: list[str]) -> None:
+    proc = lowbench("evaluate", *args, "--out", str(tmp_path), "--no-memory", *FAST)
+    assert_one_line_error(proc, *needles)
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_checkpoint_of_another_model_names_both(tmp_path: Path, lighter_ckpt: Path) -> None:
+    proc = lowbench("evaluate", "--model", "sid", "--checkpoint", str(lighter_ckpt), "--out",
+                    str(tmp_path), "--no-memory", *FAST)
+    assert_one_line_error(proc, "lighter", "sid")
+
+
+def test_pickle_checkpoint_is_refused_without_unpickling(tmp_path: Path) -> None:
+    bad = tmp_path / "weights.pth"
+    marker = tmp_path / "pwned"
+    bad.write_bytes(b"\x80\x04\x95" + b"cos\nsystem\n(S'touch " + str(marker).encode()
+                    + b"'\ntR.")
+    proc = lowbench("evaluate", "--model", "sid", "--checkpoint", str(bad), "--out",
+                    str(tmp_path / "r"), "--no-memory", *FAST)
+    assert_one_line_error(proc, str(bad))
+    assert not marker.exists()
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    proc = lowbench("--debug", "evaluate", "--model", "unet9", "--out", str(tmp_path))
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
