@@ -1,0 +1,164 @@
+"""Read asv results (``<folder>/asv/<machine>/<commit>-<env>.json``) into lowbench table rows.
+
+Uses asv's own result API (``asv.results.Results.load``). asv's ``track_`` results carry no
+direction (asv issue #1617); lowbench's rows use the metric names of
+:data:`lowbench.results.METRICS`, whose direction :func:`lowbench.results.direction` knows.
+asv's machine description is mapped onto lowbench's, so the same hardware gets the same
+``machine_id`` from asv results and from evaluate records, and two machines never share a row.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from lowbench.record import RecordWarning
+
+#: asv benchmark (class.method) -> (lowbench metric, factor to lowbench's unit).
+BENCH_METRICS: dict[str, tuple[str, float]] = {
+    "Speed.time_forward": ("latency_median_ms", 1e3),        # s -> ms
+    "Speed.time_end_to_end": ("end_to_end_ms", 1e3),         # s -> ms
+    "Speed.peakmem_forward": ("asv_peakmem_mib", 1 / 2**20),  # bytes -> MiB
+    "Measures.track_psnr": ("psnr_db", 1.0),
+    "Measures.track_ssim": ("ssim", 1.0),
+    "Energy.track_energy_mj": ("energy_per_inference_net_mj", 1.0),
+    "Measures.track_params": ("params", 1.0),
+    "Measures.track_size_bytes": ("size_bytes", 1.0),
+    "Measures.track_peak_rss_mib": ("peak_rss_mib", 1.0),
+    "Measures.track_swap_peak_mib": ("swap_peak_mib", 1.0),
+}
+_INTEGER_METRICS = ("params", "size_bytes")
+
+
+def machine_from_asv(desc: dict[str, Any]) -> dict[str, Any]:
+    """lowbench's machine fields from an asv ``machine.json`` entry (ram in bytes -> MiB)."""
+    try:
+        ram_mib = round(int(desc.get("ram")) / 2**20, 1)
+    except (TypeError, ValueError):
+        ram_mib = None
+    try:
+        cores = int(desc.get("num_cpu"))
+    except (TypeError, ValueError):
+        cores = None
+    return {"hostname_label": None, "cpu": desc.get("cpu"), "arch": desc.get("arch"),
+            "cores": cores, "ram_mib": ram_mib, "swap_mib": None, "os": desc.get("os"),
+            "accelerator": None, "jetson": None, "asv_machine": desc.get("machine")}
+
+
+def _param_value(text: str) -> str:
+    try:
+        return str(ast.literal_eval(text))
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _bench_key(name: str) -> str | None:
+    for suffix in BENCH_METRICS:
+        if name.endswith("." + suffix) or name == suffix:
+            return suffix
+    return None
+
+
+def _commit_position(sha: str) -> int | None:
+    from lowbench.environment import _run
+    from lowbench.paths import PACKAGE_DIR
+
+    out = _run(["git", "rev-list", "--count", sha], cwd=PACKAGE_DIR.parent)
+    return int(out) if out and out.isdigit() else None
+
+
+def load_asv_rows(folder: str | Path) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(row, machine entry) for every (commit, machine, model, quant) in ``folder/asv``.
+
+    One row per results file and variant, with every metric found; a metric asv skipped or
+    failed is None with the reason "asv: skipped or failed". Malformed files -> RecordWarning.
+    """
+    from asv.results import Results
+
+    from lowbench.environment import machine_label
+    from lowbench.results import METRICS, machine_id
+
+    root = Path(folder) / "asv"
+    if not root.is_dir():
+        return
+    positions: dict[str, int | None] = {}
+    for machine_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        try:
+            desc = json.loads((machine_dir / "machine.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"skipping {machine_dir}: no readable machine.json ({exc})",
+                          RecordWarning, stacklevel=2)
+            continue
+        machine = machine_from_asv(desc)
+        mid = machine_id(machine)
+        label = machine_label(machine)
+        entry = {"label": label, "machine": machine, "software": None}
+        for path in sorted(machine_dir.glob("*.json")):
+            if path.name == "machine.json":
+                continue
+            try:
+                res = Results.load(str(path), machine_dir.name)
+            except Exception as exc:  # noqa: BLE001 - asv raises many types for bad files
+                warnings.warn(f"skipping {path}: {str(exc).splitlines()[0][:200]}",
+                              RecordWarning, stacklevel=2)
+                continue
+            sha = res.commit_hash
+            if sha not in positions:
+                positions[sha] = _commit_position(sha)
+            rows: dict[tuple[str, str], dict[str, Any]] = {}
+            for key in sorted(res.get_all_result_keys()):
+                suffix = _bench_key(key)
+                if suffix is None:
+                    continue
+                metric, factor = BENCH_METRICS[suffix]
+                params = res.get_result_params(key)
+                values = res.get_result_value(key, params)
+                if len(params) != 2:
+                    continue
+                for (model, quant), value in zip(itertools.product(*params), values,
+                                                 strict=False):
+                    model, quant = _param_value(model), _param_value(quant)
+                    row = rows.get((model, quant))
+                    if row is None:
+                        row = rows[(model, quant)] = _empty_row(
+                            sha, positions[sha], mid, label, model, quant, path, res, METRICS)
+                    if value is None or value != value:  # skipped, failed or NaN
+                        row["reasons"].setdefault(metric, "asv: skipped or failed here")
+                        continue
+                    v = value * factor
+                    row[metric] = int(round(v)) if metric in _INTEGER_METRICS else float(v)
+            for (_m, _q), row in sorted(rows.items()):
+                for metric, _factor in BENCH_METRICS.values():
+                    if row.get(metric) is None:
+                        row["reasons"].setdefault(metric, "not measured by asv here (skipped, "
+                                                          "e.g. no meter, or failed)")
+                row["status"] = ("ok" if row.get("psnr_db") is not None
+                                 or row.get("latency_median_ms") is not None else "unsupported")
+                yield row, entry
+
+
+def _empty_row(sha: str, position: int | None, mid: str, label: str, model: str, quant: str,
+               path: Path, res: Any, metrics: tuple[str, ...]) -> dict[str, Any]:
+    started = None
+    if getattr(res, "date", None):
+        from datetime import datetime, timezone
+
+        started = datetime.fromtimestamp(res.date / 1000, timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+    row: dict[str, Any] = {
+        "source": "asv", "run_id": f"asv:{path.name}", "created_utc": started or "",
+        "commit": sha, "commit_dirty": None, "commit_position": position,
+        "machine_id": mid, "machine": label, "task": "synth", "task_version": 1,
+        "model": model, "quant": quant, "status": "ok", "engine": None,
+        "quantized_layers": None, "quantized_nothing": None,
+        "pairs": None, "latency_p90_ms": None, "latency_p99_ms": None, "latency_std_ms": None,
+        "latency_n": None, "reasons": {}, "gallery": [],
+    }
+    for m in metrics:
+        row.setdefault(m, None)
+    return row

@@ -1,0 +1,108 @@
+"""What the asv suite (benchmarks/) runs: thin wrappers over :mod:`lowbench.harness`.
+
+asv times :meth:`Session.forward_once` and :meth:`Session.process_pair`, the very callables
+`lowbench evaluate` times; quality, size, memory and energy come from the same Session methods,
+computed once per environment in ``setup_cache`` (:func:`measure_all`) and looked up by the
+``track_`` benchmarks. A variant that cannot run here raises ``NotImplementedError`` in
+``setup``, which asv records as skipped (never as a failure, never as 0).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+from lowbench.errors import LowbenchError
+from lowbench.harness import EvalConfig, Session, measure_memory
+from lowbench.models import MODEL_NAMES
+from lowbench.quant import QUANT_NAMES
+
+
+def _subset(env: str, names: tuple[str, ...]) -> list[str]:
+    """``names``, or the comma-separated subset in ``$env`` (e.g. CI's quick run)."""
+    chosen = [n.strip() for n in os.environ.get(env, "").split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in names]
+    if unknown:
+        raise ValueError(f"{env}: unknown {', '.join(unknown)}; choose from {', '.join(names)}")
+    return chosen or list(names)
+
+
+#: Parameter grid; LOWBENCH_ASV_MODELS / LOWBENCH_ASV_QUANTS (comma lists) pick a subset.
+MODELS: list[str] = _subset("LOWBENCH_ASV_MODELS", MODEL_NAMES)
+QUANTS: list[str] = _subset("LOWBENCH_ASV_QUANTS", QUANT_NAMES)
+TASK = os.environ.get("LOWBENCH_ASV_TASK", "synth")
+
+
+def _threads() -> int | None:
+    value = os.environ.get("LOWBENCH_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def config(model: str, quant: str) -> EvalConfig:
+    """The harness configuration asv uses: the task's full pairs, default threads
+    (``LOWBENCH_THREADS`` overrides), tegrastats auto-detected, 1 s idle baseline."""
+    return EvalConfig(model=model, quant=quant, task=TASK,
+                      data_root=os.environ.get("LOWBENCH_ASV_DATA_ROOT"), threads=_threads(),
+                      tegrastats=os.environ.get("LOWBENCH_TEGRASTATS"), command=["asv"])
+
+
+@cache
+def session(model: str, quant: str) -> Session:
+    """The Session of one variant (built once per process), or NotImplementedError (asv skip)
+    when the combination cannot run here, with the reason."""
+    try:
+        s = Session(config(model, quant))
+    except LowbenchError as err:
+        raise NotImplementedError(f"{model}/{quant}: {err}") from None
+    if not s.supported:
+        raise NotImplementedError(f"{model}/{quant}: {s.variant.info.get('reason')}")
+    return s
+
+
+def measure_all() -> dict[str, dict[str, Any]]:
+    """Quality, size and memory of every variant that runs here, keyed "model/quant"
+    (dB, bytes, MiB, mJ as in a record). Skipped variants are absent."""
+    out: dict[str, dict[str, Any]] = {}
+    for model in MODELS:
+        for quant in QUANTS:
+            try:
+                s = session(model, quant)
+            except NotImplementedError:
+                continue
+            q = s.run_quality()["quality"]
+            out[f"{model}/{quant}"] = {
+                "psnr_db": q["psnr_db"], "ssim": q["ssim"], "size": s.measure_size(),
+                "memory": measure_memory(s.cfg)}
+            session.cache_clear()  # one variant's weights alive at a time
+    return out
+
+
+def lookup(cache_: dict[str, dict[str, Any]], model: str, quant: str, *path: str) -> Any:
+    """A figure from :func:`measure_all`'s result; NotImplementedError (asv skip) when the
+    variant did not run or the figure is null (e.g. no energy meter), with the reason."""
+    node: Any = cache_.get(f"{model}/{quant}")
+    if node is None:
+        raise NotImplementedError(f"{model}/{quant} does not run here")
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    if node is None:
+        raise NotImplementedError(f"{model}/{quant}: {'.'.join(path)} not measured here")
+    return node
+
+
+def require_energy_meter() -> None:
+    """NotImplementedError (asv skip) with the reason when no energy meter is present."""
+    from lowbench.energy.meter import select_meter
+
+    meter, why = select_meter(os.environ.get("LOWBENCH_TEGRASTATS"), "cpu")
+    if meter is None:
+        raise NotImplementedError(why)
+
+
+def energy_mj(s: Session) -> float:
+    """Net energy per inference (mJ) of a session; NotImplementedError if the meter failed."""
+    value = s.measure_energy().get("energy_per_inference_net_mj")
+    if value is None:
+        raise NotImplementedError("energy meter failed during the measurement")
+    return float(value)

@@ -1,0 +1,39 @@
+"""`lowbench results table`: evaluate records and asv results as one table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from lowbench.errors import LowbenchError
+
+COLUMNS = ("source", "commit", "machine", "task", "model", "quant", "psnr_db", "ssim",
+           "latency_median_ms", "end_to_end_ms", "peak_rss_mib", "swap_peak_mib",
+           "energy_per_inference_net_mj", "size_bytes")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Print every row (keyed by commit, machine, task, model, quant); ``--json`` for all
+    fields. Units in the column names (ms, MiB, mJ, dB)."""
+    from pathlib import Path
+
+    from tabulate import tabulate
+
+    from lowbench.results import load_table
+
+    folders = [Path(f) for f in (args.results or ["results"])]
+    for f in folders:
+        if not f.is_dir():
+            raise LowbenchError(f"results folder {f} does not exist; pass --results DIR "
+                                "(a folder of evaluate records and/or asv results)")
+    table = load_table(folders)
+    if args.json:
+        rows = [{k: v for k, v in r.items() if k != "gallery"} for r in table.rows]
+        sys.stdout.write(json.dumps(rows, indent=1, sort_keys=True, default=str) + "\n")
+        return 0
+    rows = [[(str(r.get(c))[:10] if c == "commit" else r.get(c)) for c in COLUMNS]
+            for r in table.rows]
+    print(tabulate(rows, headers=COLUMNS, floatfmt=".2f", missingval="n/a"))
+    print(f"\n{len(table.rows)} rows from {len(table.machines)} machine(s)")
+    return 0

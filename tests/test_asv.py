@@ -1,0 +1,81 @@
+"""The asv suite through real asv: `asv check`, a quick real run of a subset, and lowbench
+reading asv's results into its table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lowbench.asv_results import load_asv_rows
+from lowbench.harness import EvalConfig, Session
+from lowbench.results import direction
+
+REPO = Path(__file__).resolve().parents[1]
+ASV = [sys.executable, "-m", "asv"]
+
+
+@pytest.fixture(scope="module")
+def asv_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """A private HOME (asv's machine file) and an asv config writing results to a temp dir."""
+    from asv.util import load_json
+
+    tmp = tmp_path_factory.mktemp("asv")
+    conf = load_json(str(REPO / "asv.conf.json"), js_comments=True)
+    conf.update(repo=str(REPO), benchmark_dir=str(REPO / "benchmarks"),
+                results_dir=str(tmp / "results" / "asv"), html_dir=str(tmp / "html"),
+                env_dir=str(tmp / "env"))
+    (tmp / "asv.conf.json").write_text(json.dumps(conf))
+    env = {**os.environ, "HOME": str(tmp), "LOWBENCH_ASV_MODELS": "lighter",
+           "LOWBENCH_ASV_QUANTS": "fp32,dynamic", "LOWBENCH_THREADS": "1"}
+    subprocess.run([*ASV, "machine", "--yes", "--machine", "ci-machine", "--config",
+                    str(tmp / "asv.conf.json")], env=env, check=True, capture_output=True,
+                   cwd=tmp)
+    return tmp, tmp / "asv.conf.json", env
+
+
+def test_asv_check_passes_for_the_repo_config() -> None:
+    proc = subprocess.run([*ASV, "check", "--python=same"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "No problems found" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def asv_run(asv_home) -> Path:
+    tmp, conf, env = asv_home
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                         text=True).stdout.strip() or "0" * 40
+    proc = subprocess.run([*ASV, "run", "--config", str(conf), "--python=same", "--quick",
+                           "--machine", "ci-machine", "--set-commit-hash", sha,
+                           "--show-stderr"], env=env, cwd=tmp, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return tmp / "results"
+
+
+def test_real_asv_run_is_read_into_lowbench_rows(asv_run: Path) -> None:
+    rows = {(r["model"], r["quant"]): r for r, _ in load_asv_rows(asv_run)}
+    assert set(rows) == {("lighter", "fp32"), ("lighter", "dynamic")}
+    fp32 = rows[("lighter", "fp32")]
+    assert fp32["source"] == "asv" and fp32["machine"].startswith(
+        json.loads(next((asv_run / "asv").glob("*/machine.json")).read_text())["cpu"])
+    assert fp32["latency_median_ms"] > 0 and fp32["end_to_end_ms"] > 0
+    assert fp32["params"] == 1_513_812
+    assert fp32["peak_rss_mib"] > 50
+    # no energy meter here: skipped by asv, so None with a reason, never 0
+    if fp32["energy_per_inference_net_mj"] is None:
+        assert fp32["reasons"]["energy_per_inference_net_mj"]
+    assert direction("psnr_db") == "higher" and direction("latency_median_ms") == "lower"
+
+
+def test_asv_quality_is_the_harness_quality(asv_run: Path) -> None:
+    rows = {(r["model"], r["quant"]): r for r, _ in load_asv_rows(asv_run)}
+    session = Session(EvalConfig(model="lighter", quant="fp32", threads=1))
+    q = session.run_quality()["quality"]
+    assert rows[("lighter", "fp32")]["psnr_db"] == pytest.approx(q["psnr_db"], abs=1e-9)
+    assert rows[("lighter", "fp32")]["ssim"] == pytest.approx(q["ssim"], abs=1e-9)
