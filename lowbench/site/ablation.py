@@ -1,0 +1,185 @@
+"""The ablation study: the marginal effect of each trick on each metric, and its interactions.
+
+Tricks: architecture (sid -> light -> lighter, sid -> fire), quantization (fp32 -> fp16,
+fp32 -> dynamic (expected to do nothing), fp32 -> static -> qat) and fast preprocessing (rows
+whose ``preprocess`` column is set, see lowbench.site.model.PREPROCESS_FIELD; "not measured"
+otherwise). Effects are ratios (after / before) for costs and differences (after - before) for
+quality (PSNR in dB, SSIM), whose scales are already relative.
+
+Interaction of architecture m and quantization q, against the sid/fp32 baseline:
+``r(m, q) / (r(m, fp32) x r(sid, q))`` for ratios and ``d(m, q) - d(m, fp32) - d(sid, q)`` for
+differences: 1 (or 0) means q helps m exactly as much as it helps sid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lowbench.results import direction
+from lowbench.site.history import NOISE
+from lowbench.site.model import Latest, Variant, header, number, variant_of
+
+#: Metrics of the study, in order.
+ABLATION_METRICS = ("latency_median_ms", "end_to_end_ms", "peak_rss_mib", "swap_peak_mib",
+                    "energy_per_inference_net_mj", "size_bytes", "psnr_db", "ssim")
+#: Metrics whose effect is a difference (their scale is already logarithmic or bounded).
+ADDITIVE = ("psnr_db", "ssim")
+BASELINE = Variant("sid", "fp32")
+ARCH_STEPS = (("sid", "light"), ("light", "lighter"), ("sid", "lighter"), ("sid", "fire"))
+QUANT_STEPS = (("fp32", "fp16"), ("fp32", "dynamic"), ("fp32", "static"), ("static", "qat"),
+               ("fp32", "qat"))
+
+
+@dataclass
+class Effect:
+    """One effect: its value (ratio or difference), display text, CSS class, hover text."""
+
+    value: float | None
+    text: str
+    cls: str = ""
+    title: str = ""
+
+
+@dataclass
+class Trick:
+    """One row of the marginal-effects table."""
+
+    group: str
+    label: str
+    context: str
+    effects: list[Effect]
+    note: str = ""
+
+
+@dataclass
+class Cell:
+    """One cell of an arch x quant grid."""
+
+    value: str
+    effect: Effect
+    interaction: Effect | None
+
+
+@dataclass
+class Grid:
+    """Arch x quant table of one metric."""
+
+    metric: str
+    header: str
+    models: list[str]
+    quants: list[str]
+    cells: dict[tuple[str, str], Cell]
+
+
+@dataclass
+class Ablation:
+    """The study for one task x machine (latest commit)."""
+
+    latest: Latest
+    metrics: tuple[str, ...]
+    tricks: list[Trick] = field(default_factory=list)
+    grids: list[Grid] = field(default_factory=list)
+    preprocess_measured: bool = False
+
+
+def _num(row: dict[str, Any] | None, metric: str) -> float | None:
+    if row is None or row.get("status") != "ok":
+        return None
+    v = row.get(metric)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def effect(before: float | None, after: float | None, metric: str) -> Effect:
+    """The effect of going from ``before`` to ``after`` on ``metric``, classed 'better',
+    'worse' or 'same' (within the history noise band of the metric)."""
+    if before is None or after is None:
+        return Effect(None, "n/a", "na", "not measured for both variants")
+    title = f"{number(before, metric)} -> {number(after, metric)}"
+    rel, floor = NOISE.get(metric, (0.05, 0.0))
+    band = max(rel * abs(before), floor)
+    sign = 1 if direction(metric) == "higher" else -1
+    diff = after - before
+    cls = "same" if abs(diff) <= band else ("better" if sign * diff > 0 else "worse")
+    if metric in ADDITIVE:
+        text = f"{diff:+.2f}" if metric == "psnr_db" else f"{diff:+.3f}"
+        return Effect(diff, text, cls, title)
+    if before == 0:
+        return Effect(None, "n/a", "na", f"{title} (ratio undefined: before is 0)")
+    ratio = after / before
+    return Effect(ratio, f"x{ratio:.2f}", cls, title)
+
+
+def _interaction(cells: dict[Variant, dict[str, Any]], model: str, quant: str,
+                 metric: str) -> Effect | None:
+    base = _num(cells.get(BASELINE), metric)
+    m_fp = _num(cells.get(Variant(model, "fp32")), metric)
+    sid_q = _num(cells.get(Variant("sid", quant)), metric)
+    both = _num(cells.get(Variant(model, quant)), metric)
+    if model == "sid" or quant == "fp32":
+        return None
+    if None in (base, m_fp, sid_q, both):
+        return Effect(None, "n/a", "na", "needs sid/fp32, this model at fp32, sid at this "
+                      "quantization and this cell")
+    if metric in ADDITIVE:
+        val = (both - base) - (m_fp - base) - (sid_q - base)
+        text = f"{val:+.2f}" if metric == "psnr_db" else f"{val:+.3f}"
+        return Effect(val, text, "", "(cell - base) - (model fp32 - base) - (sid quant - base)")
+    if 0 in (base, m_fp, sid_q):
+        return Effect(None, "n/a", "na", "a zero value: ratio undefined")
+    val = (both / base) / ((m_fp / base) * (sid_q / base))
+    return Effect(val, f"x{val:.2f}", "", "r(cell) / (r(model fp32) x r(sid quant)), "
+                  "r = ratio to sid/fp32")
+
+
+def build_ablation(latest: Latest, metrics: tuple[str, ...] = ABLATION_METRICS) -> Ablation:
+    """The ablation tables of one task x machine from its latest-commit rows."""
+    ref: dict[Variant, dict[str, Any]] = {}
+    pre: dict[Variant, dict[str, Any]] = {}
+    for row in latest.rows:
+        v = variant_of(row)
+        (pre if v.preprocess else ref)[v] = row
+    out = Ablation(latest, metrics, preprocess_measured=bool(pre))
+
+    def trick(group: str, label: str, context: str, a: Variant, b: Variant) -> None:
+        ra, rb = ref.get(a), ref.get(b) if b in ref else pre.get(b)
+        if ra is None and rb is None:
+            return
+        note = ""
+        if rb is not None and rb.get("quantized_nothing"):
+            note = "quantized nothing: expected to change nothing"
+        if ra is None or rb is None:
+            missing = a if ra is None else b
+            note = f"{missing.label} not measured at this commit"
+        out.tricks.append(Trick(group, label, context, [
+            effect(_num(ra, m), _num(rb, m), m) for m in metrics], note))
+
+    for m1, m2 in ARCH_STEPS:
+        trick("architecture", f"{m1} -> {m2}", "fp32", Variant(m1, "fp32"), Variant(m2, "fp32"))
+    for q1, q2 in QUANT_STEPS:
+        trick("quantization", f"{q1} -> {q2}", "sid", Variant("sid", q1), Variant("sid", q2))
+    for v in sorted(pre, key=Variant.sort_key):
+        base = Variant(v.model, v.quant)
+        if base in ref:
+            trick("preprocessing", f"reference -> {v.preprocess}", f"{v.model} / {v.quant}",
+                  base, v)
+    models = sorted({v.model for v in ref}, key=lambda m: Variant(m, "").sort_key())
+    quants = sorted({v.quant for v in ref}, key=lambda q: Variant("", q).sort_key())
+    for metric in metrics:
+        base = _num(ref.get(BASELINE), metric)
+        cells = {}
+        for model in models:
+            for quant in quants:
+                row = ref.get(Variant(model, quant))
+                val = _num(row, metric)
+                if row is None:
+                    text = "not run"
+                elif val is None:
+                    text = row.get("status") if row.get("status") != "ok" else "n/a"
+                else:
+                    text = number(val, metric)
+                cells[(model, quant)] = Cell(text, effect(base, val, metric),
+                                             _interaction(ref, model, quant, metric))
+        out.grids.append(Grid(metric, header(metric), models, quants, cells))
+    return out
+

@@ -1,0 +1,233 @@
+"""``lowbench site build``: read every result and write the static site.
+
+The site is written into a sibling staging folder and swapped into place at the end, so a reader
+never sees half a site and a failed build leaves the previous one. An existing ``--out`` folder is
+replaced only if it holds the marker file of a previous build (``.lowbench-site``).
+Every page is rendered by jinja2 with autoescaping on; all links are relative; nothing in the
+output depends on the time, the build machine or the results folders' absolute paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import shutil
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from lowbench.errors import LowbenchError
+from lowbench.record import RecordWarning
+from lowbench.results import load_table
+from lowbench.site import downloads, pages
+from lowbench.site.ablation import build_ablation
+from lowbench.site.charts import pareto_figure
+from lowbench.site.gallery import ImageStore, build_gallery
+from lowbench.site.history import build_history
+from lowbench.site.model import Variant, group_tables, header, latest, slug
+
+MARKER = ".lowbench-site"
+#: From this many rows on, rows.csv and rows.json are written by two child processes while this
+#: one renders the pages (they are ~60% of the page-writing CPU time at 200,000 rows).
+PARALLEL_ROWS = 20_000
+
+
+class _Job:
+    """A function run in a forked child process (or already run in this one): wait() joins it
+    and raises if it failed."""
+
+    def __init__(self, proc: multiprocessing.process.BaseProcess | None, name: str) -> None:
+        self.proc, self.name = proc, name
+
+    def wait(self) -> None:
+        """Block until done; RuntimeError if the child failed (its traceback is on stderr)."""
+        if self.proc is None:
+            return
+        self.proc.join()
+        if self.proc.exitcode != 0:
+            raise RuntimeError(f"{self.name} failed in a child process "
+                               f"(exit code {self.proc.exitcode}); see the traceback above")
+
+
+def _background(fn: Callable[..., Any], *args: Any, parallel: bool) -> _Job:
+    """Run ``fn(*args)`` in a forked child while this process goes on (when ``parallel``, fork
+    exists and no other thread runs here), else right now. Only for functions whose effect is
+    files: a child's return value is lost."""
+    if (parallel and threading.active_count() == 1
+            and "fork" in multiprocessing.get_all_start_methods()):
+        proc = multiprocessing.get_context("fork").Process(target=fn, args=args, daemon=True)
+        proc.start()
+        return _Job(proc, getattr(fn, "__name__", "job"))
+    fn(*args)
+    return _Job(None, "")
+
+
+def _prepare_out(out: Path) -> Path:
+    """Check that ``out`` may be (re)written; return a fresh staging folder beside it."""
+    if out.exists():
+        if not out.is_dir():
+            raise LowbenchError(f"--out {out} is a file; choose a folder for the site")
+        if any(out.iterdir()) and not (out / MARKER).is_file():
+            raise LowbenchError(
+                f"refusing to replace {out}: it is not empty and holds no {MARKER} file from a "
+                "previous site build; choose a new or empty --out folder")
+    stage = out.parent / f".{out.name}.building"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    return stage
+
+
+def _swap(stage: Path, out: Path) -> None:
+    old = out.parent / f".{out.name}.old"
+    if old.exists():
+        shutil.rmtree(old)
+    if out.exists():
+        out.rename(old)
+    stage.rename(out)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def build_site(results_folders: Iterable[str | Path], out_dir: str | Path) -> dict[str, Any]:
+    """Read every record under ``results_folders`` and write the static site into ``out_dir``.
+
+    Returns a summary: ``pages`` (HTML pages written), ``rows`` (result rows read), ``skipped``
+    (malformed or foreign files, each also reported as a RecordWarning), ``tables`` (task x
+    machine tables) and ``out``. Raises LowbenchError for a missing results folder or an
+    ``out_dir`` that is not a previous site.
+    """
+    folders = [Path(f) for f in results_folders]
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        raise LowbenchError(f"no results folder {', '.join(missing)}: run `lowbench evaluate` "
+                            "first or pass --results DIR")
+    out = Path(out_dir)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = load_table(folders)
+    skipped = sum(issubclass(c.category, RecordWarning) for c in caught)
+    for c in caught:
+        warnings.warn_explicit(c.message, c.category, c.filename, c.lineno)
+    stage = _prepare_out(out)
+    timings = {"load_s": time.perf_counter() - t0}
+    try:
+        summary = _write_site(stage, result.rows, result.machines, skipped, timings)
+        (stage / MARKER).write_text("generated by `lowbench site build`; the whole folder is "
+                                    "replaced by the next build\n", encoding="utf-8")
+        _swap(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    summary["out"] = str(out)
+    timings["total_s"] = time.perf_counter() - t0
+    summary["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    return summary
+
+
+def _write_site(out: Path, rows: list[dict[str, Any]], machines: dict[str, dict[str, Any]],
+                skipped: int, timings: dict[str, float]) -> dict[str, Any]:
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - clock[0]
+        clock[0] = now
+
+    w = pages.Writer(out, pages.environment(), len(rows))
+    tables = group_tables(rows)
+    latests = [latest(t) for t in tables]
+    histories = [build_history(t) for t in tables]
+    lap("history_s")
+    hrefs: dict[tuple[str, str, Variant], str] = {}
+    for h in histories:
+        t = h.table
+        for s in h.series:
+            v = s.variant
+            hrefs[(t.task, t.machine_id, v)] = (
+                f"variant/{slug(t.task, t.machine_id, v.model, v.quant, v.preprocess or '')}.html")
+    data = out / "data"
+    files = {lt.table.key: downloads.write_table(data, f"leaderboard-{lt.table.slug}", lt.rows)
+             for lt in latests}
+    big = len(rows) >= PARALLEL_ROWS
+    cols = downloads.columns_of(rows)
+    data.mkdir(parents=True, exist_ok=True)
+    all_rows = [_background(downloads.write_csv, data, "rows", rows, cols, parallel=big),
+                _background(downloads.write_json, data, "rows", rows, cols, parallel=big)]
+    downloads.write_table(data, "changes", pages.changes_rows(histories), pages.CHANGE_COLUMNS)
+    store = ImageStore(out)
+    lap("downloads_s")
+
+    # leaderboard, Pareto charts, ablation, gallery
+    boards = [pages.leaderboard_ctx(lt, hrefs, files) for lt in latests]
+    w.page("index.html", "index.html", title="lowbench leaderboard", tables=boards,
+           skipped=skipped)
+    lap("pages_s")
+    charts = []
+    for lt in latests:
+        src = f"charts/pareto-{lt.table.slug}.png"
+        made = pareto_figure(lt.rows, out / src, f"{lt.table.title} (commit {lt.commit_label})")
+        charts.append({"slug": lt.table.slug, "title": lt.table.title,
+                       "src": src if made else None})
+    lap("charts_s")
+    w.page("pareto.html", "pareto.html", title="Pareto charts", charts=charts)
+    studies = []
+    for lt in latests:
+        a = build_ablation(lt)
+        studies.append({"slug": lt.table.slug, "title": lt.table.title,
+                        "commit": lt.commit_label, "headers": [header(m) for m in a.metrics],
+                        "tricks": a.tricks, "grids": a.grids,
+                        "preprocess_measured": a.preprocess_measured})
+    w.page("ablation.html", "ablation.html", title="Ablation study", studies=studies)
+    gallery = build_gallery(latests, store, hrefs)
+    w.page("gallery.html", "gallery.html", title="Gallery", gallery=list(gallery.items()))
+
+    # history and variant pages
+    overview = []
+    for h, lt in zip(histories, latests, strict=True):
+        overview.append(pages.history_page(w, h, hrefs))
+        pages.variant_pages(w, h, lt, hrefs, store)
+    cap = pages.MAX_CHANGES
+    recent = [pages.change_ctx(c, h, hrefs[(h.table.task, h.table.machine_id, c.variant)])
+              for o, h in zip(overview, histories, strict=True) for c in o.pop("recent")]
+    w.page("history.html", "history.html", title="History", tables=overview,
+           recent=recent[:cap], truncated=len(recent) if len(recent) > cap else 0,
+           show_table=True, bands=pages.bands())
+
+    # machines and downloads
+    mlist = []
+    for mid, desc in sorted(machines.items(), key=lambda kv: (str(kv[1].get("label")), kv[0])):
+        m = desc.get("machine") or {}
+        href = pages.machine_href(mid)
+        mine = [{"slug": t.slug, "title": t.title, "history_href": f"history/{t.slug}.html"}
+                for t in tables if t.machine_id == mid]
+        w.page(href, "machine.html", title=f"Machine: {desc.get('label')}", machine_id=mid,
+               tables=mine, machine_json=json.dumps(m, indent=2, sort_keys=True, default=str),
+               software_json=json.dumps(desc.get("software"), indent=2, sort_keys=True,
+                                        default=str))
+        mlist.append({"href": href, "label": desc.get("label"), "id": mid, "cpu": m.get("cpu"),
+                      "cores": m.get("cores"), "ram": m.get("ram_mib"),
+                      "accelerator": m.get("accelerator") or ""})
+    w.page("machines.html", "machines.html", title="Machines", machines=mlist)
+    w.page("downloads.html", "downloads.html", title="Downloads", tables=boards)
+    lap("pages_s")
+    for job in all_rows:
+        job.wait()
+    lap("rows_download_wait_s")
+    return {"pages": w.pages, "rows": len(rows), "skipped": skipped, "tables": len(tables)}
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """CLI entry: ``args.results`` (list of folders or None -> ["results"]), ``args.out``."""
+    folders = args.results or ["results"]
+    summary = build_site(folders, args.out)
+    print(f"site: {summary['pages']} pages, {summary['tables']} tables from {summary['rows']} "
+          f"rows ({summary['skipped']} files skipped) -> {Path(summary['out']) / 'index.html'}",
+          file=sys.stdout)
+    return 0

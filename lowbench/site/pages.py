@@ -1,0 +1,304 @@
+"""Template data of the site's pages (leaderboard tables, history and variant pages, flagged
+changes) and the page writer. Values are formatted in the unit of their column header; a missing
+value becomes "n/a" with its reason; every text from a record is escaped by the templates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from lowbench import __version__
+from lowbench.paths import PACKAGE_DIR
+from lowbench.results import METRICS, direction
+from lowbench.site.gallery import ImageStore
+from lowbench.site.history import NOISE, Change, HistoryTable, band_definitions
+from lowbench.site.model import (
+    LEADERBOARD_METRICS,
+    MODEL_ORDER,
+    QUANT_ORDER,
+    Latest,
+    header,
+    number,
+    reason,
+    slug,
+    variant_of,
+)
+from lowbench.site.pareto import COSTS, row_marks
+from lowbench.site.svg import line_chart
+
+TEMPLATES = PACKAGE_DIR / "site_templates"
+#: Metrics shown as sparklines on the history pages (all METRICS are checked for changes).
+HISTORY_DISPLAY = ("psnr_db", "ssim", "latency_median_ms", "latency_p90_ms", "end_to_end_ms",
+                   "peak_rss_mib", "swap_peak_mib", "energy_per_inference_net_mj", "size_bytes")
+#: Metrics of the recent-runs table of a variant page.
+RECENT_METRICS = ("psnr_db", "ssim", "latency_median_ms", "end_to_end_ms", "peak_rss_mib",
+                  "energy_per_inference_net_mj")
+#: How many runs / changes a page lists at most (the downloads have all).
+RECENT_RUNS = 20
+MAX_CHANGES = 500
+#: Columns of changes.csv / changes.json.
+CHANGE_COLUMNS = ("task", "machine", "machine_id", "model", "quant", "preprocess", "metric",
+                  "before_commit", "after_commit", "before_position", "after_position", "before",
+                  "after", "delta", "relative", "band", "kind")
+
+
+def environment() -> jinja2.Environment:
+    """The jinja2 environment: package templates, autoescape everywhere, strict undefined."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True)
+    env.globals["version"] = __version__
+    return env
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def value_cell(row: dict[str, Any], metric: str) -> dict[str, Any]:
+    """Template data of one value: text, data-v (raw, for sorting), n/a flag and reason."""
+    v = row.get(metric) if row.get("status") == "ok" else None
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return {"na": True, "title": reason(row, metric), "v": "", "text": "n/a"}
+    if not _is_num(v):
+        return {"na": False, "title": "", "v": "", "text": str(v)}
+    return {"na": False, "title": "", "v": repr(v), "text": number(v, metric)}
+
+
+def status_reason(row: dict[str, Any]) -> str:
+    """Why a failed/unsupported run did not succeed (from its reasons), '' for an ok run."""
+    if row.get("status") == "ok":
+        return ""
+    reasons = row.get("reasons") or {}
+    text = reasons.get("psnr_db") or next((reasons[k] for k in sorted(reasons)), "")
+    prefix = f"{row['status']}: "
+    return text[len(prefix):] if text.startswith(prefix) else (text or "no reason recorded")
+
+
+def _rank(value: str, order: Sequence[str]) -> str:
+    return f"{order.index(value):02d} {value}" if value in order else f"{len(order):02d} {value}"
+
+
+def machine_href(machine_id: str) -> str:
+    """Site-relative path of the page of machine ``machine_id``."""
+    stem = machine_id if re.fullmatch(r"[0-9a-f]{6,64}", machine_id) else slug(machine_id)
+    return f"machine/{stem}.html"
+
+
+class Writer:
+    """Renders templates into the staging folder and counts pages."""
+
+    def __init__(self, out: Path, env: jinja2.Environment, n_rows: int) -> None:
+        self.out, self.env, self.n_rows, self.pages = out, env, n_rows, 0
+
+    def page(self, rel: str, template: str, **ctx: Any) -> None:
+        """Render ``template`` with ``ctx`` to ``rel`` (site-relative; ``root`` = the way back)."""
+        root = "../" * rel.count("/")
+        html = self.env.get_template(template).render(root=root, n_rows=self.n_rows, **ctx)
+        path = self.out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html, encoding="utf-8")
+        self.pages += 1
+
+
+def change_ctx(c: Change, h: HistoryTable, href: str) -> dict[str, Any]:
+    """Template data of one flagged change (``href``: its variant page)."""
+    after, before = h.commits[c.after_index], h.commits[c.before_index]
+    is_status = c.metric == "status"
+    rel = c.relative
+    return {
+        "table": h.table.title, "commit": after.label, "before_commit": before.label,
+        "index": "" if after.position is None else after.position,
+        "variant": c.variant.label, "href": href,
+        "metric": "status" if is_status else header(c.metric),
+        "before": c.before if is_status else number(c.before, c.metric),
+        "after": c.after if is_status else number(c.after, c.metric),
+        "before_v": "" if is_status else repr(c.before),
+        "after_v": "" if is_status else repr(c.after),
+        "rel_v": "" if rel is None else repr(rel),
+        "rel": "" if rel is None else (f"{rel:+.1%}" if c.before else ""),
+        "band_v": "" if c.band is None else repr(c.band),
+        "band": "" if c.band is None else number(c.band, c.metric),
+        "kind": c.kind,
+    }
+
+
+def _mark_text(c: Change, h: HistoryTable) -> str:
+    after = h.commits[c.after_index]
+    if c.metric == "status":
+        return f"{after.label}: {c.before} -> {c.after} ({c.kind})"
+    return (f"{after.label}: {number(c.before, c.metric)} -> {number(c.after, c.metric)} "
+            f"{header(c.metric)} ({c.kind}, band {number(c.band, c.metric)})")
+
+
+def _changes_latest_first(changes: Iterable[Change]) -> list[Change]:
+    return sorted(changes, key=lambda c: -c.after_index)
+
+
+def leaderboard_ctx(lt: Latest, hrefs: dict, files: dict) -> dict[str, Any]:
+    """Template data of one leaderboard table (``files``: its CSV/JSON names by table key)."""
+    t = lt.table
+    marks = row_marks(lt.rows)
+    rows = []
+    for row, mark in zip(lt.rows, marks, strict=True):
+        v = variant_of(row)
+        rows.append({
+            "model": v.model, "quant": v.quant, "preprocess": v.preprocess,
+            "order": _rank(v.model, MODEL_ORDER), "quant_order": _rank(v.quant, QUANT_ORDER),
+            "href": hrefs[(t.task, t.machine_id, v)],
+            "quantized_nothing": bool(row.get("quantized_nothing")),
+            "status": row["status"], "status_reason": status_reason(row),
+            "cells": [value_cell(row, m) for m in LEADERBOARD_METRICS],
+            "pareto": [mark[name] for name, _ in COSTS],
+        })
+    versions = sorted({str(r.get("task_version")) for r in lt.rows})
+    return {
+        "slug": t.slug, "title": t.title, "task": t.task, "task_version": "/".join(versions),
+        "machine": t.machine, "machine_id": t.machine_id,
+        "machine_href": machine_href(t.machine_id), "commit": lt.commit_label,
+        "history_href": f"history/{t.slug}.html", "chart_href": f"pareto.html#{t.slug}",
+        "csv": f"data/{files[t.key][0]}", "json": f"data/{files[t.key][1]}",
+        "older": [{"label": o.label, "href": hrefs[(t.task, t.machine_id, o)]}
+                  for o in lt.older],
+        "headers": [header(m) for m in LEADERBOARD_METRICS],
+        "pareto_headers": [{"text": f"Pareto {name}",
+                            "title": f"Pareto-optimal: PSNR vs {header(metric)}"}
+                           for name, metric in COSTS],
+        "rows": rows,
+    }
+
+
+def variant_pages(w: Writer, h: HistoryTable, lt: Latest, hrefs: dict,
+                   store: ImageStore) -> None:
+    """Write the page of every variant of one table: latest run, charts, changes, runs."""
+    t = h.table
+    commits = h.commits
+    first, last = commits[0].label, commits[-1].label
+    for s in h.series:
+        href = hrefs[(t.task, t.machine_id, s.variant)]
+        measured = [i for i, r in enumerate(s.rows) if r is not None]
+        row = s.rows[measured[-1]]
+        extra = sorted(k for k in row if re.fullmatch(r"psnr_x\d+_db", k))
+        metrics = []
+        for m in (*METRICS, *extra):
+            cell = value_cell(row, m)
+            name = header(m) if m in METRICS else f"PSNR {m.split('_')[1]} (dB)"
+            metrics.append({"header": name, "na": cell["na"], "text": cell["text"],
+                            "reason": reason(row, m) if cell["na"] else "",
+                            "direction": f"{direction(m) or '-'} is better"})
+        gallery = [{"pair": g.get("pair"), "src": store.add(row["results_root"], g.get("output"))}
+                   for g in row.get("gallery") or []]
+        charts = []
+        for m in METRICS:
+            vals = s.values[m]
+            finite = vals[np.isfinite(vals)]
+            if finite.size == 0:
+                continue
+            marks = [(c.after_index, c.kind, _mark_text(c, h)) for c in s.changes_of(m)]
+            marks += [(c.after_index, c.kind, _mark_text(c, h)) for c in s.changes_of("status")]
+            charts.append({"header": header(m), "svg": line_chart(
+                vals, width=560, height=120, axes=True, marks=marks, title=header(m),
+                min_span=_min_span(m, finite),
+                x_labels=(first, last), y_format=partial(number, metric=m))})
+        changes = _changes_latest_first(s.changes)
+        recent = []
+        for i in measured[::-1][:RECENT_RUNS]:
+            r = s.rows[i]
+            recent.append({"commit": commits[i].label,
+                           "index": "" if commits[i].position is None else commits[i].position,
+                           "status": r["status"],
+                           "cells": [value_cell(r, m) for m in RECENT_METRICS]})
+        latest_ctx = {
+            "commit": commits[measured[-1]].label, "run_id": row["run_id"],
+            "created_utc": row["created_utc"], "engine": row.get("engine"),
+            "quantized_layers": row.get("quantized_layers"),
+            "quantized_nothing": bool(row.get("quantized_nothing")), "status": row["status"],
+            "status_reason": status_reason(row), "metrics": metrics,
+            "reasons": sorted((row.get("reasons") or {}).items()), "gallery": gallery,
+        }
+        w.page(href, "variant.html", title=f"{s.variant.label}: {t.title}", task=t.task,
+               machine=t.machine, machine_href=machine_href(t.machine_id),
+               history_href=f"history/{t.slug}.html", table_slug=t.slug, latest=latest_ctx,
+               on_leaderboard=row["commit"] == lt.commit, table_commit=lt.commit_label,
+               n_commits=len(commits), first=first, last=last, charts=charts,
+               changes=[change_ctx(c, h, href) for c in changes[:MAX_CHANGES]],
+               truncated=len(changes) if len(changes) > MAX_CHANGES else 0, show_table=False,
+               recent=recent, recent_headers=[header(m) for m in RECENT_METRICS],
+               recent_more=len(measured) if len(measured) > RECENT_RUNS else 0)
+
+
+def history_page(w: Writer, h: HistoryTable, hrefs: dict) -> dict[str, Any]:
+    """Write the history page of one table; its line of the history overview."""
+    t = h.table
+    series = []
+    for s in h.series:
+        cells = []
+        for m in HISTORY_DISPLAY:
+            vals = s.values[m]
+            finite = np.flatnonzero(np.isfinite(vals))
+            ch = s.changes_of(m)
+            marks = [(c.after_index, c.kind, _mark_text(c, h)) for c in ch]
+            cells.append({
+                "svg": line_chart(vals, width=120, height=26, marks=marks,
+                                  min_span=_min_span(m, vals[finite]),
+                                  title=f"{s.variant.label}: {header(m)}"),
+                "last": number(float(vals[finite[-1]]), m) if finite.size else None,
+                "bad": sum(c.bad for c in ch), "good": sum(not c.bad for c in ch)})
+        series.append({"label": s.variant.label, "cells": cells,
+                       "href": hrefs[(t.task, t.machine_id, s.variant)]})
+    changes = _changes_latest_first(h.changes)
+    rel = f"history/{t.slug}.html"
+    w.page(rel, "history_table.html", title=f"History: {t.title}", slug=t.slug,
+           machine=t.machine, machine_href=machine_href(t.machine_id),
+           n_commits=len(h.commits), first=h.commits[0].label, last=h.commits[-1].label,
+           metrics=[{"header": header(m)} for m in HISTORY_DISPLAY], series=series,
+           changes=[change_ctx(c, h, hrefs[(t.task, t.machine_id, c.variant)])
+                    for c in changes[:MAX_CHANGES]],
+           truncated=len(changes) if len(changes) > MAX_CHANGES else 0, show_table=False,
+           bands=bands())
+    last = len(h.commits) - 1
+    return {"href": rel, "title": t.title, "n_commits": len(h.commits),
+            "n_variants": len(h.series), "n_bad": sum(c.bad for c in changes),
+            "n_good": sum(not c.bad for c in changes), "latest": h.commits[-1].label,
+            "latest_bad": sum(c.bad and c.after_index == last for c in changes),
+            "recent": [c for c in changes if c.bad and c.after_index == last]}
+
+
+def _min_span(metric: str, finite: np.ndarray) -> float:
+    """Smallest y range of a history chart: four noise bands around the median value, so that
+    noise inside the band draws as a nearly flat line and real changes stand out."""
+    if finite.size == 0:
+        return 0.0
+    rel, floor = NOISE.get(metric, (0.05, 0.0))
+    mid = abs(float(np.median(finite)))
+    return 4 * max(rel * mid, floor, 0.01 * mid)
+
+
+def bands() -> list[dict[str, str]]:
+    """The noise-band definitions for the pages."""
+    return [{"metric": header(m), "direction": direction(m) or "-", "text": text}
+            for m, text in band_definitions()]
+
+
+def changes_rows(histories: list[HistoryTable]) -> list[dict[str, Any]]:
+    """Every flagged change as a flat row (changes.csv / changes.json)."""
+    out = []
+    for h in histories:
+        for c in h.changes:
+            a, b = h.commits[c.before_index], h.commits[c.after_index]
+            out.append({"task": h.table.task, "machine": h.table.machine,
+                        "machine_id": h.table.machine_id, "model": c.variant.model,
+                        "quant": c.variant.quant, "preprocess": c.variant.preprocess,
+                        "metric": c.metric, "before_commit": a.sha, "after_commit": b.sha,
+                        "before_position": a.position, "after_position": b.position,
+                        "before": c.before, "after": c.after, "delta": c.delta,
+                        "relative": c.relative, "band": c.band, "kind": c.kind})
+    return out

@@ -1,0 +1,170 @@
+"""The static site in a real headless Chromium (selenium): no console errors, sortable columns,
+images that load, links that open, from file:// with no server and no network.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``apt-get install -y chromium
+chromium-driver``). Without them the tests are skipped, except under CI (env ``CI`` set), where
+they fail. The screenshot of the leaderboard goes to ``$LOWBENCH_SCREENSHOT`` if set, else into
+the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from site_fixtures import PAIRS, write_store
+
+from lowbench.site.build import build_site
+
+
+def _find(*names: str) -> str | None:
+    for name in names:
+        path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").is_file()
+                                      else None)
+        if path:
+            return path
+    return None
+
+
+CHROMIUM = _find("chromium", "chromium-browser", "google-chrome")
+DRIVER = _find("chromedriver")
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must install them (apt-get install -y chromium "
+                    "chromium-driver)")
+    pytest.skip(f"{reason} (apt-get install -y chromium chromium-driver)")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("browser-site")
+    write_store(tmp / "results", n_commits=3, n_machines=3, gallery_pairs=PAIRS[:1])
+    build_site([tmp / "results"], tmp / "site")
+    return tmp / "site"
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _unavailable("selenium is not installed")
+    if CHROMIUM is None or DRIVER is None:
+        _unavailable(f"chromium ({CHROMIUM or 'absent'}) or chromedriver ({DRIVER or 'absent'}) "
+                     "not found")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                "--window-size=1400,1000",
+                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    drv = webdriver.Chrome(options=opts, service=Service(executable_path=DRIVER))
+    drv.set_page_load_timeout(30)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+
+
+def _open(driver, path: Path) -> list[dict]:
+    """Load a page; the console messages it logged (SEVERE ones fail the caller)."""
+    driver.get(path.as_uri())
+    assert driver.execute_script("return document.readyState") == "complete"
+    return driver.get_log("browser")
+
+
+def _severe(logs: list[dict]) -> list[dict]:
+    return [e for e in logs if e.get("level") == "SEVERE"]
+
+
+def test_pages_load_without_console_errors(driver, site: Path) -> None:
+    pages = ["index.html", "pareto.html", "history.html", "ablation.html", "gallery.html",
+             "machines.html", "downloads.html"]
+    pages += [next((site / d).glob("*.html")).relative_to(site).as_posix()
+              for d in ("history", "variant", "machine")]
+    for rel in pages:
+        logs = _open(driver, site / rel)
+        assert not _severe(logs), (rel, logs)
+        assert driver.find_element("css selector", "h1").text
+
+
+def _column(driver, table, col: int) -> list[str]:
+    return [row.find_elements("css selector", "td")[col].get_attribute("data-v")
+            for row in table.find_elements("css selector", "tbody tr")]
+
+
+def test_click_header_sorts_rows(driver, site: Path) -> None:
+    _open(driver, site / "index.html")
+    table = driver.find_elements("css selector", "table.leaderboard")[-1]  # has n/a values
+    headers = table.find_elements("css selector", "thead th")
+    texts = [h.text for h in headers]
+    col = next(i for i, t in enumerate(texts) if t.startswith("Latency median"))
+    before = _column(driver, table, col)
+    assert "" in before or len(set(before)) > 1
+    headers[col].click()
+    asc = _column(driver, table, col)
+    nums = [float(v) for v in asc if v != ""]
+    assert nums == sorted(nums) and len(nums) >= 10
+    assert asc[len(nums):] == [""] * (len(asc) - len(nums))  # nulls last
+    assert sorted(asc, key=str) == sorted(before, key=str)  # same rows, reordered
+    assert headers[col].get_attribute("aria-sort") == "ascending"
+    headers[col].click()
+    desc = _column(driver, table, col)
+    nums = [float(v) for v in desc if v != ""]
+    assert nums == sorted(nums, reverse=True)
+    assert desc[len(nums):] == [""] * (len(desc) - len(nums))  # nulls still last
+    # rows move as a whole: the model cell follows its latency
+    models = [r.find_elements("css selector", "td")[0].text
+              for r in table.find_elements("css selector", "tbody tr")]
+    assert models[0] == "sid"  # the slowest variant
+    qcol = next(i for i, t in enumerate(texts) if t == "Model")
+    headers[qcol].click()
+    by_model = _column(driver, table, qcol)
+    assert by_model == sorted(by_model)
+    assert not _severe(driver.get_log("browser"))
+
+
+def test_images_load(driver, site: Path) -> None:
+    for rel in ("pareto.html", "gallery.html"):
+        _open(driver, site / rel)
+        widths = driver.execute_script(
+            "return Array.from(document.images).map(i => i.complete ? i.naturalWidth : -1)")
+        assert widths and all(w > 0 for w in widths), (rel, widths)
+
+
+def test_variant_page_opens_from_leaderboard_link(driver, site: Path) -> None:
+    _open(driver, site / "index.html")
+    link = driver.find_element("css selector", "table.leaderboard tbody tr td a")
+    name = link.text
+    link.click()
+    assert "/variant/" in driver.current_url
+    assert driver.find_element("css selector", "h1").text.startswith(f"{name} / ")
+    assert driver.find_elements("css selector", "svg.chart")
+    assert not _severe(driver.get_log("browser"))
+    driver.find_element("link text", "Leaderboard").click()
+    assert driver.current_url.endswith("/index.html")
+
+
+def test_screenshot(driver, site: Path, tmp_path: Path) -> None:
+    out = Path(os.environ.get("LOWBENCH_SCREENSHOT") or tmp_path / "leaderboard.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _open(driver, site / "index.html")
+    assert driver.save_screenshot(str(out))
+    assert out.stat().st_size > 10_000
+    print(f"screenshot: {out}")
+
+
+def test_console_check_catches_errors(driver, tmp_path: Path) -> None:
+    """The SEVERE filter really sees a script error (so a clean log above means something)."""
+    bad = tmp_path / "bad.html"
+    bad.write_text("<!DOCTYPE html><title>x</title><script>notDefined();</script>")
+    assert _severe(_open(driver, bad))
