@@ -107,6 +107,13 @@ def cmd_results(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def cmd_asv_machine(args: argparse.Namespace) -> int:
+    """`lowbench asv-machine`: `asv machine` with cpu, cores, RAM filled in."""
+    from lowbench.asv_machine import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of every subcommand (each has --help)."""
     p = argparse.ArgumentParser(
@@ -165,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="results folder (repeatable; default: results/)")
     b.add_argument("--out", default="site", help="output folder (default: site/)")
     b.set_defaults(func=cmd_site)
+
+    s = sub.add_parser("asv-machine", help="describe this machine to asv (all fields filled)")
+    s.add_argument("--name", default=None, help="asv machine name (default: the hostname)")
+    s.set_defaults(func=cmd_asv_machine)
 
     s = sub.add_parser("results", help="read every result (evaluate records + asv) as one table")
     rsub = s.add_subparsers(dest="action", required=True, metavar="ACTION")

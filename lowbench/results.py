@@ -37,7 +37,9 @@ KEY = ("commit", "machine_id", "task", "model", "quant")
 
 def machine_id(machine: dict[str, Any]) -> str:
     """A short stable digest of the fields that identify a machine (not its hostname)."""
-    jet = machine.get("jetson") or {}
+    jet = machine.get("jetson")
+    if not isinstance(jet, dict):
+        jet = {}
     fields = (*(machine.get(k) for k in ("cpu", "arch", "cores", "ram_mib", "accelerator")),
               *(jet.get(k) for k in ("model", "l4t_release", "nvpmodel")),
               machine.get("hostname_label"))
@@ -82,6 +84,8 @@ def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
     for k, v in (mem.get("reasons") or {}).items():
         reasons[k] = v
     for k, v in (lat.get("reasons") or {}).items():
+        reasons[k] = v
+    for k, v in (size.get("reasons") or {}).items():
         reasons[k] = v
     if record["status"] != "ok":
         why = (record.get("failure") or {}).get("reason") or variant.get("reason") or "failed"

@@ -32,9 +32,8 @@ def asv_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
     (tmp / "asv.conf.json").write_text(json.dumps(conf))
     env = {**os.environ, "HOME": str(tmp), "LOWBENCH_ASV_MODELS": "lighter",
            "LOWBENCH_ASV_QUANTS": "fp32,dynamic", "LOWBENCH_THREADS": "1"}
-    subprocess.run([*ASV, "machine", "--yes", "--machine", "ci-machine", "--config",
-                    str(tmp / "asv.conf.json")], env=env, check=True, capture_output=True,
-                   cwd=tmp)
+    subprocess.run([sys.executable, "-m", "lowbench", "asv-machine", "--name", "ci-machine"],
+                   env=env, check=True, capture_output=True, cwd=tmp)
     return tmp, tmp / "asv.conf.json", env
 
 
@@ -62,8 +61,13 @@ def test_real_asv_run_is_read_into_lowbench_rows(asv_run: Path) -> None:
     rows = {(r["model"], r["quant"]): r for r, _ in load_asv_rows(asv_run)}
     assert set(rows) == {("lighter", "fp32"), ("lighter", "dynamic")}
     fp32 = rows[("lighter", "fp32")]
-    assert fp32["source"] == "asv" and fp32["machine"].startswith(
-        json.loads(next((asv_run / "asv").glob("*/machine.json")).read_text())["cpu"])
+    from lowbench.environment import machine_info
+    from lowbench.results import machine_id
+
+    desc = json.loads(next((asv_run / "asv").glob("*/machine.json")).read_text())
+    assert fp32["source"] == "asv" and fp32["machine"].startswith(desc["cpu"])
+    # the same hardware as this process's evaluate records: one machine, one id
+    assert fp32["machine_id"] == machine_id(machine_info())
     assert fp32["latency_median_ms"] > 0 and fp32["end_to_end_ms"] > 0
     assert fp32["params"] == 1_513_812
     assert fp32["peak_rss_mib"] > 50
@@ -79,3 +83,15 @@ def test_asv_quality_is_the_harness_quality(asv_run: Path) -> None:
     q = session.run_quality()["quality"]
     assert rows[("lighter", "fp32")]["psnr_db"] == pytest.approx(q["psnr_db"], abs=1e-9)
     assert rows[("lighter", "fp32")]["ssim"] == pytest.approx(q["ssim"], abs=1e-9)
+
+
+def test_asv_publish_builds_outside_site(asv_home, asv_run: Path) -> None:
+    tmp, conf, env = asv_home
+    proc = subprocess.run([*ASV, "publish", "--config", str(conf)], env=env, cwd=tmp,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert (tmp / "html" / "index.html").is_file()
+    from asv.util import load_json
+
+    repo_conf = load_json(str(REPO / "asv.conf.json"), js_comments=True)
+    assert not repo_conf["html_dir"].rstrip("/").endswith("site")

@@ -1,0 +1,45 @@
+"""`lowbench asv-machine`: describe this machine to asv with every field filled in.
+
+``asv machine --yes --machine NAME`` (asv 0.6) stores only the fields that differ from its
+detected defaults, so a named machine's results carry no cpu, cores or OS. lowbench saves the
+full description through asv's own ``MachineCollection.save`` (into ``~/.asv-machine.json``),
+filled from the same probes its records use, so asv rows and evaluate rows of one machine get
+one machine_id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+
+from lowbench.errors import LowbenchError
+
+
+def machine_description(name: str) -> dict[str, str]:
+    """asv's machine fields for this machine (strings; RAM in bytes, as asv detects it)."""
+    from lowbench.environment import _meminfo_mib, cpu_model, jetson_info
+
+    ram_bytes = int(round(_meminfo_mib().get("MemTotal", 0) * 1024)) * 1024
+    cpu = cpu_model()
+    jet = jetson_info()
+    if jet and jet.get("model"):
+        cpu = f"{cpu} ({jet['model']})"
+    return {"machine": name, "os": f"{platform.system()} {platform.release()}",
+            "arch": platform.machine(), "cpu": cpu, "num_cpu": str(os.cpu_count() or 1),
+            "ram": str(ram_bytes)}
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Save this machine's full description for asv under ``--name``; prints it."""
+    name = args.name or platform.node() or "machine"
+    if any(c in name for c in "/\\") or name.startswith("."):
+        raise LowbenchError(f"asv machine name {name!r} must not contain '/' or start with "
+                            "'.'; pass --name with a plain name")
+    from asv.machine import MachineCollection
+
+    desc = machine_description(name)
+    MachineCollection.save(name, desc)
+    print(json.dumps(desc, indent=1))
+    return 0

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Adds a full-matrix run of the current commit on this machine to results/ and rebuilds site/:
+# `lowbench evaluate` for every model x quant (one record each), then the asv suite over the same
+# matrix (results/asv/<machine>/), then `lowbench site build`. Run it on a quiet machine from a
+# clean checkout of the commit you want to publish, then commit results/ and site/.
+#   bash scripts/publish_results.sh            (ASV_MACHINE names the asv machine; QUICK=1 for --quick)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-results}"
+MACHINE="${ASV_MACHINE:-$(python3 -c 'import platform; print(platform.node())')}"
+sha="$(git rev-parse HEAD)"
+if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+    echo "publish: the checkout has uncommitted changes; commit first so records name a real commit" >&2
+    exit 2
+fi
+for m in sid light lighter fire; do
+    for q in fp32 fp16 dynamic static qat; do
+        python3 -m lowbench evaluate --model "$m" --quant "$q" --out "$OUT" \
+            || echo "publish: $m/$q did not evaluate (see above)" >&2
+    done
+done
+python3 -m lowbench evaluate --model libraw --out "$OUT"
+python3 -m lowbench asv-machine --name "$MACHINE" >/dev/null
+quick=()
+[ -n "${QUICK:-}" ] && quick=(--quick)
+python3 -m asv run --python=same --set-commit-hash "$sha" --machine "$MACHINE" "${quick[@]}" \
+    || echo "publish: asv reported failed benchmarks (see above)" >&2
+python3 -m lowbench site build --results "$OUT" --out site

@@ -1,0 +1,78 @@
+"""Print the README's results tables (markdown) from published records: the latest evaluate run
+of every variant per machine, with quantization deltas against fp32.
+
+    python scripts/readme_tables.py [--results results]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+
+from lowbench.results import load_table
+
+QUANTS = ("fp32", "fp16", "dynamic", "static", "qat")
+MODELS = ("sid", "light", "lighter", "fire", "libraw")
+
+
+def _f(v: object, fmt: str = "{:.2f}") -> str:
+    return "n/a" if v is None else fmt.format(v)
+
+
+def main() -> int:
+    """Print one table per (machine, task, commit): every model x quant."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--results", default="results")
+    args = ap.parse_args()
+    table = load_table([args.results])
+    latest: dict[tuple, dict] = {}
+    for r in table.rows:
+        if r["source"] != "evaluate":
+            continue
+        key = (r["machine"], r["task"], r["model"], r["quant"])
+        if key not in latest or (r["commit_position"] or 0, r["created_utc"]) >= (
+                latest[key]["commit_position"] or 0, latest[key]["created_utc"]):
+            latest[key] = r
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for (machine, task, _m, _q), r in latest.items():
+        groups[(machine, task)].append(r)
+    for (machine, task), rows in sorted(groups.items()):
+        by = {(r["model"], r["quant"]): r for r in rows}
+        commits = sorted({r["commit"][:10] for r in rows})
+        print(f"**{task}** on *{machine}* (commit {', '.join(commits)}; "
+              f"{rows[0]['pairs']} pairs; energy: "
+              f"{rows[0]['reasons'].get('energy_per_inference_net_mj', 'measured')})\n")
+        print("| model | quant | PSNR dB | dPSNR vs fp32 | SSIM | latency median ms | p90 ms "
+              "| speed-up vs fp32 | end-to-end ms | peak RSS MiB | peak swap MiB | size MB "
+              "| int8 layers |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for m in MODELS:
+            base = by.get((m, "fp32"))
+            for q in QUANTS:
+                r = by.get((m, q))
+                if r is None:
+                    continue
+                if r["status"] != "ok":
+                    why = r["reasons"].get("psnr_db", r["status"])
+                    print(f"| {m} | {q} | {why} |" + " |" * 10)
+                    continue
+                d = (r["psnr_db"] - base["psnr_db"]) if base and q != "fp32" else None
+                sp = (base["latency_median_ms"] / r["latency_median_ms"]
+                      if base and q != "fp32" else None)
+                ql = r.get("quantized_layers")
+                if r.get("quantized_nothing"):
+                    ql_text = "0 (quantized nothing)"
+                else:
+                    ql_text = "-" if q in ("fp32", "fp16") else str(ql)
+                print(f"| {m} | {q} | {_f(r['psnr_db'])} | {_f(d, '{:+.2f}')} "
+                      f"| {_f(r['ssim'], '{:.4f}')} | {_f(r['latency_median_ms'], '{:.1f}')} "
+                      f"| {_f(r['latency_p90_ms'], '{:.1f}')} | {_f(sp, '{:.2f}x')} "
+                      f"| {_f(r['end_to_end_ms'], '{:.1f}')} | {_f(r['peak_rss_mib'], '{:.0f}')} "
+                      f"| {_f(r['swap_peak_mib'], '{:.0f}')} "
+                      f"| {_f(r['size_bytes'] and r['size_bytes'] / 1e6, '{:.2f}')} | {ql_text} |")
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
