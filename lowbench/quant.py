@@ -63,6 +63,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import os
 import platform
 import time
 import warnings
@@ -329,6 +330,10 @@ class HalfPrecision(nn.Module):
         return self.inner(x.half()).float()
 
 
+#: On a CPU, fp16 slower than this many times fp32 is emulation, not fp16 support.
+FP16_EMULATED_RATIO = 4.0
+
+
 def fp16_unsupported_reason(device: str) -> str | None:
     """None if float16 convolution runs on ``device``, else the reason (probes a tiny conv)."""
     try:
@@ -370,8 +375,15 @@ def build_fp16(model: PaddedModel, device: str = "cpu") -> tuple[nn.Module | Non
         with torch.inference_mode():
             t32 = _probe_ms(lambda: F.conv2d(x, w, padding=1))
             t16 = _probe_ms(lambda: F.conv2d(x.half(), w.half(), padding=1))
-        note = (f"fp16 on CPU: a 32->32 3x3 conv at 64x64 took {t16:.1f} ms in fp16 vs "
-                f"{t32:.1f} ms in fp32 here (CPUs without native fp16 fall back to slow "
+        measured = (f"a 32->32 3x3 conv at 64x64 took {t16:.1f} ms in fp16 vs {t32:.1f} ms in "
+                    "fp32 here")
+        if t16 > FP16_EMULATED_RATIO * t32 and os.environ.get("LOWBENCH_FP16_CPU") != "emulated":
+            return None, _info(dtype="float16", status="unsupported", reason=(
+                f"fp16 convolution unsupported on this device: no native fp16 arithmetic on "
+                f"this CPU ({measured}, {t16 / t32:.0f}x slower: PyTorch emulates it); use "
+                "--device cuda, a CPU with fp16 arithmetic, or LOWBENCH_FP16_CPU=emulated to "
+                "time the emulation anyway"))
+        note = (f"fp16 on CPU: {measured} (CPUs without native fp16 fall back to slow "
                 "kernels); the timing is measured as is")
     return module, _info(dtype="float16", note=note)
 

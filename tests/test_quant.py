@@ -286,3 +286,16 @@ def test_arm_engine_path_quantizes_transposed_convs(float_ckpts, qat_ckpts, x, m
         assert psnr_db(int8.module(x), fp32.module(x)) > INT8_PSNR_DB
     qat = _build("lighter", "qat", float_ckpts, qat_ckpts)  # an x86-trained QAT checkpoint
     assert qat.info["engine"] == "qnnpack" and qat.info["quantized_layers"] > 0
+
+
+def test_fp16_emulated_on_cpu_is_unsupported_unless_forced(float_ckpts, qat_ckpts, monkeypatch):
+    times = iter([1.0, 20.0, 1.0, 20.0])  # fp32 ms, fp16 ms per probe: 20x slower = emulation
+    monkeypatch.setattr(quant, "_probe_ms", lambda fn: next(times))
+    monkeypatch.delenv("LOWBENCH_FP16_CPU", raising=False)
+    v = _build("lighter", "fp16", float_ckpts, qat_ckpts)
+    assert v.module is None and v.info["status"] == "unsupported"
+    assert "20x slower" in v.info["reason"] and "LOWBENCH_FP16_CPU=emulated" in v.info["reason"]
+    monkeypatch.setenv("LOWBENCH_FP16_CPU", "emulated")
+    v = _build("lighter", "fp16", float_ckpts, qat_ckpts)
+    assert v.info["status"] == "ok"
+    assert all(p.dtype == torch.float16 for p in v.module.parameters())
