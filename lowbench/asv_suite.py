@@ -73,7 +73,7 @@ def measure_all() -> dict[str, dict[str, Any]]:
             q = s.run_quality()["quality"]
             out[f"{model}/{quant}"] = {
                 "psnr_db": q["psnr_db"], "ssim": q["ssim"], "size": s.measure_size(),
-                "memory": measure_memory(s.cfg)}
+                "memory": measure_memory(s.cfg, s)}
             session.cache_clear()  # one variant's weights alive at a time
     return out
 

@@ -284,34 +284,71 @@ class Session:
 
 # -- memory worker ------------------------------------------------------------------------------
 def memory_worker(payload: dict[str, Any]) -> dict[str, Any]:
-    """Worker-process target: build the variant and run ``runs`` forward passes; nothing else.
+    """Worker-process target: load the variant and run ``runs`` forward passes; nothing else.
 
-    Its peak RSS is this variant's footprint (interpreter + torch + weights + activations)."""
+    With ``deployed`` (a TorchScript file) it only imports torch, loads that file and runs it on
+    a ``1 x 4 x h x w`` input: the variant as deployed, with no float model, calibration or
+    conversion in memory. Without it (LibRaw) it builds the Session. Its peak RSS is this
+    variant's footprint (interpreter + torch + weights + activations)."""
+    runs = int(payload.get("runs", 3))
+    if payload.get("deployed"):
+        if payload.get("threads"):
+            torch.set_num_threads(int(payload["threads"]))
+        if payload.get("engine"):
+            torch.backends.quantized.engine = payload["engine"]
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load deprecation
+            module = torch.jit.load(payload["deployed"], map_location=payload["device"])
+        h, w = payload["input_hw"]
+        x = torch.zeros(1, 4, h, w, device=payload["device"])
+        with torch.inference_mode():
+            for _ in range(runs):
+                module(x)
+        return {"runs": runs, "loaded": "torchscript"}
     cfg = EvalConfig(**{k: payload[k] for k in ("model", "quant", "task", "data_root",
                                                   "checkpoint", "device", "threads", "limit")},
                      memory=False, energy=False, gallery=False, command=[])
     session = Session(cfg)
     if not session.supported:
         return {"runs": 0}
-    runs = int(payload.get("runs", 3))
     for _ in range(runs):
         session.forward_once()
-    return {"runs": runs}
+    return {"runs": runs, "loaded": "session"}
 
 
-def measure_memory(cfg: EvalConfig, runs: int = 3) -> dict[str, Any]:
-    """Peak RSS / swap (MiB) of a clean worker process that only builds and runs this variant."""
+def measure_memory(cfg: EvalConfig, session: Session | None = None, runs: int = 3
+                   ) -> dict[str, Any]:
+    """Peak RSS / swap (MiB) of a clean worker process that only loads and runs this variant.
+
+    Learned models are exported to TorchScript (the deployed form whose bytes ``size_bytes``
+    counts) and the worker loads just that file; LibRaw runs through a Session."""
+    import tempfile
+
     from lowbench.measure.memory import run_in_worker
 
-    try:
-        mem = run_in_worker("lowbench.harness:memory_worker", {**cfg.payload(), "runs": runs})
-    except RuntimeError as err:
-        reason = f"memory worker failed: {str(err).splitlines()[0]}"
-        return {"peak_rss_mib": None, "swap_peak_mib": None,
-                "reasons": {"peak_rss_mib": reason, "swap_peak_mib": reason}}
+    payload: dict[str, Any] = {**cfg.payload(), "runs": runs}
+    with tempfile.TemporaryDirectory(prefix="lowbench-mem-") as tmp:
+        how = "builds the LibRaw session"
+        if session is not None and session.variant.module is not None:
+            from lowbench.export import export_variant
+
+            h, w = session.input_hw
+            path = export_variant(session.variant, "torchscript", Path(tmp) / "variant.pt",
+                                  size=h)
+            payload.update(deployed=str(path), input_hw=[h, w],
+                           engine=torch.backends.quantized.engine)
+            how = "loads the variant's TorchScript file"
+        try:
+            mem = run_in_worker("lowbench.harness:memory_worker", payload)
+        except RuntimeError as err:
+            reason = f"memory worker failed: {str(err).splitlines()[0]}"
+            return {"peak_rss_mib": None, "swap_peak_mib": None,
+                    "reasons": {"peak_rss_mib": reason, "swap_peak_mib": reason}}
     mem.pop("result", None)
-    mem["definition"] = (f"clean worker process: import, build the variant, {runs} forward "
-                         "passes on the task's input; VmHWM at exit; swap sampled every "
+    mem["definition"] = (f"clean worker process: imports torch, {how}, {runs} forward passes "
+                         "on the task's input size; VmHWM at exit; swap sampled every "
                          f"{mem['sample_interval_s']} s")
     return mem
 
@@ -441,7 +478,7 @@ def evaluate(cfg: EvalConfig, *, results_dir: Path | None = None,
     record["energy"] = session.measure_energy()
     if cfg.memory:
         say("memory (clean worker)")
-        record["memory"] = measure_memory(cfg)
+        record["memory"] = measure_memory(cfg, session)
         if record["size"] and record["size"].get("static_estimate"):
             record["memory"]["static_estimate"] = record["size"]["static_estimate"]
     else:
