@@ -78,17 +78,20 @@ def measure_all() -> dict[str, dict[str, Any]]:
     return out
 
 
-def lookup(cache_: dict[str, dict[str, Any]], model: str, quant: str, *path: str) -> Any:
-    """A figure from :func:`measure_all`'s result; NotImplementedError (asv skip) when the
-    variant did not run or the figure is null (e.g. no energy meter), with the reason."""
-    node: Any = cache_.get(f"{model}/{quant}")
-    if node is None:
+def require_measured(cache_: dict[str, dict[str, Any]], model: str, quant: str) -> None:
+    """NotImplementedError (asv's skip, raised from ``setup``) for a variant that did not run
+    here (e.g. libraw x int8, fp16 on a CPU without fp16)."""
+    if f"{model}/{quant}" not in cache_:
         raise NotImplementedError(f"{model}/{quant} does not run here")
+
+
+def lookup(cache_: dict[str, dict[str, Any]], model: str, quant: str, *path: str) -> float:
+    """A figure from :func:`measure_all`'s result; NaN (asv shows n/a, never 0) when the figure
+    is null for this variant (e.g. no model file for libraw)."""
+    node: Any = cache_.get(f"{model}/{quant}")
     for key in path:
         node = node.get(key) if isinstance(node, dict) else None
-    if node is None:
-        raise NotImplementedError(f"{model}/{quant}: {'.'.join(path)} not measured here")
-    return node
+    return float("nan") if node is None else node
 
 
 def require_energy_meter() -> None:

@@ -7,6 +7,7 @@ of every variant per machine, with quantization deltas against fp32.
 from __future__ import annotations
 
 import argparse
+import re
 from collections import defaultdict
 
 from lowbench.results import load_table
@@ -54,7 +55,10 @@ def main() -> int:
                     continue
                 if r["status"] != "ok":
                     why = r["reasons"].get("psnr_db", r["status"])
-                    print(f"| {m} | {q} | {why} |" + " |" * 10)
+                    slow = re.search(r"(\d+x slower)", why)
+                    short = why.split(":")[0] + (f" (emulated fp16, {slow.group(1)})"
+                                                 if slow else "")
+                    print(f"| {m} | {q} | {short} |" + " |" * 10)
                     continue
                 d = (r["psnr_db"] - base["psnr_db"]) if base and q != "fp32" else None
                 sp = (base["latency_median_ms"] / r["latency_median_ms"]
