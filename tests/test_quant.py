@@ -256,7 +256,10 @@ def test_cuda_without_cuda_is_an_error(float_ckpts, monkeypatch):
         build_variant("lighter", "fp32", checkpoint=float_ckpts["lighter"], device="cuda")
 
 
-def test_qat_without_checkpoint_says_how_to_get_one():
+def test_qat_without_checkpoint_says_how_to_get_one(monkeypatch, tmp_path):
+    import lowbench.checkpoint
+
+    monkeypatch.setattr(lowbench.checkpoint, "_CHECKPOINT_DIR", tmp_path)  # ships none
     with pytest.raises(VariantError, match=r"no QAT checkpoint for fire; run `lowbench train "
                                            r"--model fire --qat"):
         build_variant("fire", "qat")
