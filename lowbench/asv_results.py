@@ -64,14 +64,6 @@ def _bench_key(name: str) -> str | None:
     return None
 
 
-def _commit_position(sha: str) -> int | None:
-    from lowbench.environment import _run
-    from lowbench.paths import PACKAGE_DIR
-
-    out = _run(["git", "rev-list", "--count", sha], cwd=PACKAGE_DIR.parent)
-    return int(out) if out and out.isdigit() else None
-
-
 def load_asv_rows(folder: str | Path) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """(row, machine entry) for every (commit, machine, model, quant) in ``folder/asv``.
 
@@ -80,7 +72,7 @@ def load_asv_rows(folder: str | Path) -> Iterator[tuple[dict[str, Any], dict[str
     """
     from asv.results import Results
 
-    from lowbench.environment import machine_label
+    from lowbench.environment import commit_position, machine_label
     from lowbench.results import METRICS, machine_id
 
     root = Path(folder) / "asv"
@@ -109,7 +101,7 @@ def load_asv_rows(folder: str | Path) -> Iterator[tuple[dict[str, Any], dict[str
                 continue
             sha = res.commit_hash
             if sha not in positions:
-                positions[sha] = _commit_position(sha)
+                positions[sha] = commit_position(sha)
             rows: dict[tuple[str, str], dict[str, Any]] = {}
             for key in sorted(res.get_all_result_keys()):
                 suffix = _bench_key(key)

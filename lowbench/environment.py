@@ -40,10 +40,16 @@ def git_commit() -> dict[str, Any]:
                 "source": "not a git checkout"}
     sha = _run(["git", "rev-parse", "HEAD"], cwd=root)
     status = _run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root)
-    count = _run(["git", "rev-list", "--count", "HEAD"], cwd=root)
     return {"sha": sha, "dirty": bool(status) if status is not None else None,
-            "position": int(count) if count and count.isdigit() else None,
+            "position": commit_position("HEAD"),
             "subject": _run(["git", "log", "-1", "--format=%s"], cwd=root), "source": "git"}
+
+
+def commit_position(rev: str) -> int | None:
+    """Number of commits up to ``rev`` in the lowbench checkout (``git rev-list --count``), or
+    None outside a git checkout or for an unknown revision."""
+    out = _run(["git", "rev-list", "--count", rev], cwd=PACKAGE_DIR.parent)
+    return int(out) if out and out.isdigit() else None
 
 
 def _meminfo_mib() -> dict[str, float]:

@@ -57,13 +57,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     out = _check_out(Path(args.out))
     t0 = time.perf_counter()
-    bar_state: dict[str, tqdm] = {}
 
     def progress(pairs):
-        bar = tqdm(pairs, desc=f"{cfg.model}/{cfg.quant} pairs", unit="pair", file=sys.stderr,
-                   leave=False, disable=None)
-        bar_state["bar"] = bar
-        return bar
+        return tqdm(pairs, desc=f"{cfg.model}/{cfg.quant} pairs", unit="pair", file=sys.stderr,
+                    leave=False, disable=None)
 
     def status(msg: str) -> None:
         if sys.stderr.isatty():

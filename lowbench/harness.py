@@ -110,7 +110,7 @@ class Session:
         if cfg.limit is not None and cfg.limit < 1:
             raise LowbenchError(f"--limit must be >= 1, got {cfg.limit}")
         self.cfg = cfg
-        self.threads = set_threads(cfg.threads) if cfg.threads is not None else set_threads(None)
+        self.threads = set_threads(cfg.threads)  # None leaves torch's default
         self.task: Task = get_task(cfg.task)
         self.pairs = pairs if pairs is not None else self.task.pairs(cfg.data_root,
                                                                      limit=cfg.limit)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections import defaultdict
 
 from lowbench.results import load_table
+from lowbench.site.model import group_tables, latest
 
 QUANTS = ("fp32", "fp16", "dynamic", "static", "qat")
 MODELS = ("sid", "light", "lighter", "fire", "libraw")
@@ -21,23 +21,13 @@ def _f(v: object, fmt: str = "{:.2f}") -> str:
 
 
 def main() -> int:
-    """Print one table per (machine, task, commit): every model x quant."""
+    """Print one table per (task, machine) at its latest commit (the site's own rule)."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--results", default="results")
     args = ap.parse_args()
-    table = load_table([args.results])
-    latest: dict[tuple, dict] = {}
-    for r in table.rows:
-        if r["source"] != "evaluate":
-            continue
-        key = (r["machine"], r["task"], r["model"], r["quant"])
-        if key not in latest or (r["commit_position"] or 0, r["created_utc"]) >= (
-                latest[key]["commit_position"] or 0, latest[key]["created_utc"]):
-            latest[key] = r
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for (machine, task, _m, _q), r in latest.items():
-        groups[(machine, task)].append(r)
-    for (machine, task), rows in sorted(groups.items()):
+    evaluate_rows = [r for r in load_table([args.results]).rows if r["source"] == "evaluate"]
+    for lt in map(latest, group_tables(evaluate_rows)):
+        rows, machine, task = lt.rows, lt.table.machine, lt.table.task
         by = {(r["model"], r["quant"]): r for r in rows}
         commits = sorted({r["commit"][:10] for r in rows})
         print(f"**{task}** on *{machine}* (commit {', '.join(commits)}; "
