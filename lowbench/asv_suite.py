@@ -5,18 +5,23 @@ asv times :meth:`Session.forward_once` and :meth:`Session.process_pair`, the ver
 computed once per environment in ``setup_cache`` (:func:`measure_all`) and looked up by the
 ``track_`` benchmarks. A variant that cannot run here raises ``NotImplementedError`` in
 ``setup``, which asv records as skipped (never as a failure, never as 0).
+
+Importing this module does not import torch: asv starts a fresh process for every benchmark x
+parameter combination (175 of them for the full matrix), and the ``track_``, energy and skip
+processes only look up figures, so the harness (and torch, ~2 s) is imported only by the
+processes that build a variant.
 """
 
 from __future__ import annotations
 
 import os
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lowbench.errors import LowbenchError
-from lowbench.harness import EvalConfig, Session, measure_memory
-from lowbench.models import MODEL_NAMES
-from lowbench.quant import QUANT_NAMES
+from lowbench.names import LEARNED_MODELS, LIBRAW_QUANTS, MODEL_NAMES, QUANT_NAMES
+
+if TYPE_CHECKING:
+    from lowbench.harness import EvalConfig, Session
 
 
 def _subset(env: str, names: tuple[str, ...]) -> list[str]:
@@ -42,6 +47,8 @@ def _threads() -> int | None:
 def config(model: str, quant: str) -> EvalConfig:
     """The harness configuration asv uses: the task's full pairs, default threads
     (``LOWBENCH_THREADS`` overrides), tegrastats auto-detected, 1 s idle baseline."""
+    from lowbench.harness import EvalConfig
+
     return EvalConfig(model=model, quant=quant, task=TASK,
                       data_root=os.environ.get("LOWBENCH_ASV_DATA_ROOT"), threads=_threads(),
                       tegrastats=os.environ.get("LOWBENCH_TEGRASTATS"), command=["asv"])
@@ -51,6 +58,10 @@ def config(model: str, quant: str) -> EvalConfig:
 def session(model: str, quant: str) -> Session:
     """The Session of one variant (built once per process), or NotImplementedError (asv skip)
     when the combination cannot run here, with the reason."""
+    from lowbench.errors import LowbenchError
+    from lowbench.harness import Session
+
+    require_valid_combination(model, quant)
     try:
         s = Session(config(model, quant))
     except LowbenchError as err:
@@ -60,9 +71,19 @@ def session(model: str, quant: str) -> Session:
     return s
 
 
+def require_valid_combination(model: str, quant: str) -> None:
+    """NotImplementedError (asv skip) for a combination no machine can run (LibRaw x an int8
+    or fp16 variant), decided from the names alone, without importing torch."""
+    if model not in LEARNED_MODELS and quant not in LIBRAW_QUANTS:
+        raise NotImplementedError(f"{model}/{quant}: model '{model}' is not a neural network; "
+                                  f"it runs only as {', '.join(LIBRAW_QUANTS)}")
+
+
 def measure_all() -> dict[str, dict[str, Any]]:
     """Quality, size and memory of every variant that runs here, keyed "model/quant"
     (dB, bytes, MiB, mJ as in a record). Skipped variants are absent."""
+    from lowbench.harness import measure_memory
+
     out: dict[str, dict[str, Any]] = {}
     for model in MODELS:
         for quant in QUANTS:

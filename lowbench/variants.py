@@ -22,9 +22,8 @@ from lowbench.checkpoint import (
 )
 from lowbench.errors import CheckpointError, LowbenchError, VariantError
 from lowbench.fsutil import sha256_file
-from lowbench.models import LEARNED_MODELS, MODEL_NAMES, build
-
-_LIBRAW_QUANTS = ("fp32",)
+from lowbench.models import build
+from lowbench.names import LEARNED_MODELS, LIBRAW_QUANTS, MODEL_NAMES
 
 
 @dataclass
@@ -45,9 +44,9 @@ def check_combination(model_name: str, quant_name: str) -> None:
     if quant_name not in quant.QUANT_NAMES:
         raise LowbenchError(f"unknown quant {quant_name!r}; choose one of: "
                             f"{', '.join(quant.QUANT_NAMES)}")
-    if model_name not in LEARNED_MODELS and quant_name not in _LIBRAW_QUANTS:
+    if model_name not in LEARNED_MODELS and quant_name not in LIBRAW_QUANTS:
         raise VariantError(f"model '{model_name}' cannot take quant '{quant_name}' (it is not a "
-                           f"neural network); valid: --quant {', '.join(_LIBRAW_QUANTS)}")
+                           f"neural network); valid: --quant {', '.join(LIBRAW_QUANTS)}")
 
 
 def _check_device(device: str) -> str:

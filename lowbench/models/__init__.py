@@ -17,9 +17,7 @@ from lowbench.errors import LowbenchError, VariantError
 from lowbench.models.complexity import count_params
 from lowbench.models.fire import SQUEEZE_RATIO, build_fire_core
 from lowbench.models.unet import PaddedModel, UNet, conv_factory
-
-MODEL_NAMES: tuple[str, ...] = ("sid", "light", "lighter", "fire", "libraw")
-LEARNED_MODELS: tuple[str, ...] = ("sid", "light", "lighter", "fire")
+from lowbench.names import LEARNED_MODELS, MODEL_NAMES
 
 _DESCRIPTIONS = {
     "sid": "SID U-Net (Chen et al. 2018): 32-512 channel encoder/decoder of plain 3x3 convs",
