@@ -224,10 +224,13 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
         src = Path(init) if init else shipped_checkpoint_path(recipe.model)
         sd, _ = load_checkpoint(src, recipe.model)
         model.load_state_dict(sd)
+    qat_calibration: dict[str, Any] | None = None
     if recipe.qat:
         from lowbench.quant import prepare_qat_model
 
         model = prepare_qat_model(model, recipe.model)
+        if not resuming:  # a resumed run loads its frozen ranges with the checkpoint
+            qat_calibration = _calibrate_qat_ranges(model, recipe.task, data_root)
     if resuming:
         # a QAT checkpoint holds fake-quant/observer state too: load it into the prepared model
         sd, _ = load_checkpoint(out, recipe.model, check_architecture=not recipe.qat)
@@ -274,6 +277,8 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
             meta = {"recipe": json.dumps(asdict(recipe)), "task": recipe.task,
                     "steps": str(done), "seed": str(recipe.seed), "commit": _git_commit(),
                     "val_psnr_db": f"{val_psnr:.4f}", "history": json.dumps(history)}
+            if recipe.qat:
+                meta["qat_calibration"] = json.dumps(qat_calibration)
             save_checkpoint(out, recipe.model, _plain_state_dict(model, recipe), meta,
                             half=half)
             _save_optimizer(state_file, opt, done)
@@ -283,6 +288,20 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
     return {"model": recipe.model, "steps": recipe.steps, "loss": loss_value,
             "val_psnr_db": val_psnr, "checkpoint": str(out), "rank": rank, "world_size": world,
             "weights_sha": _weights_digest(model)}
+
+
+def _calibrate_qat_ranges(model: torch.nn.Module, task: str, data_root: str | None
+                         ) -> dict[str, Any]:
+    """Freeze the QAT activation ranges at the static-int8 calibration of ``task`` (the same
+    crops :func:`lowbench.quant.build_static` uses); returns what was used."""
+    from lowbench.quant import DEFAULT_CALIBRATION, calibrate_qat, calibration_crops
+
+    settings = DEFAULT_CALIBRATION
+    crops, pair_ids = calibration_crops(task, data_root, settings)
+    frozen = calibrate_qat(model, crops, settings.batch)
+    return {"task": task, "pairs": len(pair_ids), "crops": len(crops),
+            "crop_packed": int(crops[0].shape[-1]), "seed": settings.seed,
+            "observer": "HistogramObserver", "frozen_activation_ranges": frozen}
 
 
 def _plain_state_dict(model: torch.nn.Module, recipe: Recipe) -> dict[str, torch.Tensor]:
