@@ -23,9 +23,7 @@ def libraw_psnr() -> float:
     return Session(EvalConfig(model="libraw")).run_quality()["quality"]["psnr_db"]
 
 
-@pytest.mark.parametrize("model", ["sid", "light", "lighter", pytest.param("fire", marks=
-    pytest.mark.xfail(strict=True, reason="the shipped fire checkpoint misses the 3 dB margin "
-                      "(training plateaued; README 'Reference checkpoints')"))])
+@pytest.mark.parametrize("model", ["sid", "light", "lighter", "fire"])
 def test_shipped_checkpoint_beats_libraw(model: str, libraw_psnr: float) -> None:
     shipped_checkpoint_path(model)  # a clear error if the package ships none
     q = Session(EvalConfig(model=model)).run_quality()["quality"]

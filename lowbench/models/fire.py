@@ -63,6 +63,29 @@ def fire_factory(squeeze_ratio: float = SQUEEZE_RATIO) -> ConvFactory:
     return make_fire
 
 
+def he_init_(net: nn.Module) -> nn.Module:
+    """Re-initialise every conv of ``net`` with He (Kaiming) normal init for LeakyReLU(0.2),
+    fan-in mode, and zero biases; returns ``net``.
+
+    Why ``fire`` needs it: PyTorch's default conv init (``kaiming_uniform_(a=sqrt(5))``, weight
+    variance 1/(3 fan_in)) shrinks the signal at every conv, and a fire module puts two convs
+    (squeeze, expand) where the other models have one, so the 9 x 2 stage convs become 36
+    layers deep. With the default init ``fire`` trained on ``synth-train`` stalled at a
+    near-constant colour (held-out PSNR 15.3 dB from step 250 to 2000, three attempts; synth
+    test 17.14 dB, below LibRaw's 17.60); with this init the same recipe and seed reached
+    18.09 dB at step 750 and 18.58 dB at step 2000 (synth test 23.88 dB; README, "Reference
+    checkpoints").
+    """
+    for module in net.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.kaiming_normal_(module.weight, a=LEAKY_SLOPE, mode="fan_in",
+                                    nonlinearity="leaky_relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return net
+
+
 def build_fire_core(squeeze_ratio: float = SQUEEZE_RATIO) -> UNet:
-    """Build the ``fire`` U-Net body (input height and width must be multiples of 16)."""
-    return UNet(fire_factory(squeeze_ratio))
+    """Build the ``fire`` U-Net body (input height and width must be multiples of 16), with
+    He init (:func:`he_init_`)."""
+    return he_init_(UNet(fire_factory(squeeze_ratio)))
