@@ -27,7 +27,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="continue from --out and its .state.safetensors if present")
     p.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
     p.add_argument("--qat", action="store_true",
-                   help="quantization-aware fine-tuning (start from --init or the shipped fp32)")
+                   help="quantization-aware fine-tuning from --init or the shipped fp32: "
+                        "activation ranges frozen at the static int8 calibration, weights "
+                        "fine-tuned with fake-quant")
     p.add_argument("--half", action="store_true", help="store the weights as fp16")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads per rank")
     p.add_argument("--save-every", type=int, default=250, help="steps between checkpoints")

@@ -51,3 +51,47 @@ def test_site_is_the_build_of_results(tmp_path: Path) -> None:
     assert _tree(out) == _tree(published), "site/ is stale: run `lowbench site build`"
     mismatch = filecmp.cmpfiles(out, published, _tree(out), shallow=False)[1]
     assert not mismatch, f"site/ differs from a rebuild of results/: {mismatch[:5]}"
+
+
+# -- the quantization targets (issue "Quantization variants") ---------------------------------
+#: static int8 may lose at most this much PSNR against fp32 on synth (dB)
+STATIC_BUDGET_DB = 0.5
+
+
+def test_lighter_static_and_qat_meet_the_quality_targets_live() -> None:
+    """Recomputed here from the shipped checkpoints (lighter is the model closest to the
+    budget): static loses <= 0.5 dB against fp32 and QAT loses no more than static."""
+    psnr = {q: Session(EvalConfig(model="lighter", quant=q)).run_quality()["quality"]["psnr_db"]
+            for q in ("fp32", "static", "qat")}
+    assert psnr["static"] >= psnr["fp32"] - STATIC_BUDGET_DB, psnr
+    assert psnr["qat"] >= psnr["static"], psnr
+
+
+def _published_synth() -> dict[tuple[str, str], dict]:
+    from lowbench.results import load_table
+    from lowbench.site.model import group_tables, latest
+
+    listed = subprocess.run(["git", "ls-files", "results/*.json"], cwd=REPO,
+                            capture_output=True, text=True)
+    if listed.returncode != 0 or not listed.stdout.strip():
+        pytest.skip("no committed evaluate records in this checkout")
+    rows = [r for r in load_table([REPO / "results"]).rows if r["source"] == "evaluate"]
+    tables = [lt for lt in map(latest, group_tables(rows)) if lt.table.task == "synth"]
+    assert tables, "results/ holds no synth evaluate records"
+    return {(r["model"], r["quant"]): r for r in tables[0].rows}
+
+
+def test_published_records_meet_the_quantization_targets() -> None:
+    """The figures the README prints (latest synth run of the reference machine)."""
+    by = _published_synth()
+    libraw = by["libraw", "fp32"]["psnr_db"]
+    for model in ("sid", "light", "lighter", "fire"):
+        fp32, static, qat = (by[model, q] for q in ("fp32", "static", "qat"))
+        assert fp32["psnr_db"] >= libraw + MARGIN_DB, model
+        assert static["psnr_db"] >= fp32["psnr_db"] - STATIC_BUDGET_DB, model
+        assert qat["psnr_db"] >= static["psnr_db"], model
+        for int8 in (static, qat):
+            assert int8["peak_rss_mib"] < fp32["peak_rss_mib"], (model, int8["quant"])
+        assert by[model, "dynamic"]["quantized_nothing"] is True
+    sid_fp32, sid_static = by["sid", "fp32"], by["sid", "static"]
+    assert sid_fp32["size_bytes"] / sid_static["size_bytes"] > 3.7  # "about 4x smaller"
