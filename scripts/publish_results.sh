@@ -13,6 +13,7 @@ if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
     echo "publish: the checkout has uncommitted changes; commit first so records name a real commit" >&2
     exit 2
 fi
+started=$SECONDS
 for m in sid light lighter fire; do
     for q in fp32 fp16 dynamic static qat; do
         python3 -m lowbench evaluate --model "$m" --quant "$q" --out "$OUT" \
@@ -20,9 +21,12 @@ for m in sid light lighter fire; do
     done
 done
 python3 -m lowbench evaluate --model libraw --out "$OUT"
+echo "publish: evaluate of the whole matrix took $((SECONDS - started)) s" >&2
 python3 -m lowbench asv-machine --name "$MACHINE" >/dev/null
 quick=()
 [ -n "${QUICK:-}" ] && quick=(--quick)
+started=$SECONDS
 python3 -m asv run --python=same --set-commit-hash "$sha" --machine "$MACHINE" "${quick[@]}" \
     || echo "publish: asv reported failed benchmarks (see above)" >&2
+echo "publish: asv run ${quick[*]} of the whole matrix took $((SECONDS - started)) s" >&2
 python3 -m lowbench site build --results "$OUT" --out site

