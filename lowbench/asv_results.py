@@ -68,11 +68,14 @@ def load_asv_rows(folder: str | Path) -> Iterator[tuple[dict[str, Any], dict[str
     """(row, machine entry) for every (commit, machine, model, quant) in ``folder/asv``.
 
     One row per results file and variant, with every metric found; a metric asv skipped or
-    failed is None with the reason "asv: skipped or failed". Malformed files -> RecordWarning.
+    failed is None with the reason "asv: skipped or failed". The grid cells that pair LibRaw
+    with an int8/fp16 variant are not variants at all and give no row. Malformed files ->
+    RecordWarning.
     """
     from asv.results import Results
 
     from lowbench.environment import commit_position, machine_label
+    from lowbench.names import LEARNED_MODELS, LIBRAW_QUANTS
     from lowbench.results import METRICS, machine_id
 
     root = Path(folder) / "asv"
@@ -115,6 +118,8 @@ def load_asv_rows(folder: str | Path) -> Iterator[tuple[dict[str, Any], dict[str
                 for (model, quant), value in zip(itertools.product(*params), values,
                                                  strict=False):
                     model, quant = _param_value(model), _param_value(quant)
+                    if model not in LEARNED_MODELS and quant not in LIBRAW_QUANTS:
+                        continue  # LibRaw x int8/fp16: a grid cell no machine can run
                     row = rows.get((model, quant))
                     if row is None:
                         row = rows[(model, quant)] = _empty_row(

@@ -19,6 +19,8 @@ def main() -> int:
     ap.add_argument("--site", default="site")
     ap.add_argument("--out", default="docs/leaderboard.png")
     ap.add_argument("--page", default="index.html")
+    ap.add_argument("--scroll-to", default=None,
+                    help="id of an element to scroll to first (e.g. one table's heading)")
     args = ap.parse_args()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -38,6 +40,9 @@ def main() -> int:
         drv = webdriver.Chrome(options=opts, service=Service(executable_path=driver_path))
         try:
             drv.get((Path(args.site).resolve() / args.page).as_uri())
+            if args.scroll_to:
+                drv.execute_script("document.getElementById(arguments[0]).scrollIntoView()",
+                                   args.scroll_to)
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             drv.save_screenshot(args.out)
         finally:
