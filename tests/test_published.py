@@ -34,19 +34,26 @@ def _tree(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-def test_site_is_the_build_of_results(tmp_path: Path) -> None:
-    from lowbench.site.build import build_site
-
-    # the committed results only: `lowbench evaluate` writes new records into results/ too
+@pytest.fixture(scope="module")
+def committed_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the git-tracked results/ only: the README's main command (`lowbench
+    evaluate`) writes a new record into results/ too, which must not count as published."""
     listed = subprocess.run(["git", "ls-files", "-z", "results"], cwd=REPO, capture_output=True)
     tracked = [f for f in listed.stdout.decode().split("\0") if f]
     if listed.returncode != 0 or not tracked:
         pytest.skip("no committed results/ in this checkout")
+    root = tmp_path_factory.mktemp("published")
     for rel in tracked:
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(REPO / rel, tmp_path / rel)
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / rel, root / rel)
+    return root / "results"
+
+
+def test_site_is_the_build_of_results(committed_results: Path, tmp_path: Path) -> None:
+    from lowbench.site.build import build_site
+
     out = tmp_path / "site"
-    build_site([tmp_path / "results"], out)
+    build_site([committed_results], out)
     published = REPO / "site"
     assert _tree(out) == _tree(published), "site/ is stale: run `lowbench site build`"
     mismatch = filecmp.cmpfiles(out, published, _tree(out), shallow=False)[1]
@@ -67,15 +74,14 @@ def test_lighter_static_and_qat_meet_the_quality_targets_live() -> None:
     assert psnr["qat"] >= psnr["static"], psnr
 
 
-def _published_synth() -> dict[tuple[str, str], dict]:
+@pytest.fixture(scope="module")
+def published(committed_results: Path) -> dict[tuple[str, str], dict]:
+    """(model, quant) -> row of the README's table: the latest synth evaluate run of the
+    reference machine measured last, from the committed records."""
     from lowbench.results import load_table
     from lowbench.site.model import group_tables, latest, recency
 
-    listed = subprocess.run(["git", "ls-files", "results/*.json"], cwd=REPO,
-                            capture_output=True, text=True)
-    if listed.returncode != 0 or not listed.stdout.strip():
-        pytest.skip("no committed evaluate records in this checkout")
-    rows = [r for r in load_table([REPO / "results"]).rows if r["source"] == "evaluate"]
+    rows = [r for r in load_table([committed_results]).rows if r["source"] == "evaluate"]
     tables = [lt for lt in map(latest, group_tables(rows)) if lt.table.task == "synth"]
     assert tables, "results/ holds no synth evaluate records"
     newest = max(tables, key=lambda lt: max(recency(r) for r in lt.rows))  # the README's table
@@ -86,9 +92,9 @@ LEARNED = ("sid", "light", "lighter", "fire")
 
 
 @pytest.mark.parametrize("model", LEARNED)
-def test_published_fp32_beats_libraw_and_static_is_within_budget(model: str) -> None:
+def test_published_fp32_beats_libraw_and_static_is_within_budget(model: str, published) -> None:
     """The figures the README prints (latest synth run of the latest reference machine)."""
-    by = _published_synth()
+    by = published
     fp32, static = by[model, "fp32"], by[model, "static"]
     assert fp32["psnr_db"] >= by["libraw", "fp32"]["psnr_db"] + MARGIN_DB
     assert static["psnr_db"] >= fp32["psnr_db"] - STATIC_BUDGET_DB
@@ -100,11 +106,11 @@ def test_published_fp32_beats_libraw_and_static_is_within_budget(model: str) -> 
 @pytest.mark.parametrize("model", ["sid", pytest.param("light", marks=pytest.mark.xfail(
     strict=True, reason="light's QAT is 0.04 dB below static (README, Quantization: every QAT "
     "recipe tried landed 0.005-0.05 dB below)")), "lighter", "fire"])
-def test_published_qat_loses_no_more_than_static(model: str) -> None:
-    by = _published_synth()
+def test_published_qat_loses_no_more_than_static(model: str, published) -> None:
+    by = published
     assert by[model, "qat"]["psnr_db"] >= by[model, "static"]["psnr_db"]
 
 
-def test_published_sid_static_is_about_4x_smaller() -> None:
-    by = _published_synth()
+def test_published_sid_static_is_about_4x_smaller(published) -> None:
+    by = published
     assert by["sid", "fp32"]["size_bytes"] / by["sid", "static"]["size_bytes"] > 3.7

@@ -187,6 +187,15 @@ def test_pareto_unit() -> None:
                                                           (20.0, 29.0)]
 
 
+def test_pareto_ties_at_the_shown_precision() -> None:
+    """A 0.0001 dB PSNR edge (fp16 vs fp32 on one machine) is a tie, not a win: the slower of
+    two variants equal to 0.01 dB is dominated; 0.01 dB apart, both are optimal."""
+    assert pareto_mask([140.0, 120.0], [24.10795, 24.10790], "latency_median_ms",
+                       "psnr_db") == [False, True]
+    assert pareto_mask([140.0, 120.0], [24.12, 24.11], "latency_median_ms",
+                       "psnr_db") == [True, True]
+
+
 def test_na_with_reason_dynamic_flag_and_failed_rows(small: tuple) -> None:
     _, site, _ = small
     tables = leaderboards(site)

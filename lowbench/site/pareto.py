@@ -1,7 +1,8 @@
 """Pareto optimality of variants on two metrics, with directions from lowbench.results.direction.
 
 A point is optimal when no other point is at least as good on both metrics and strictly better on
-one. Points with a missing value (None, NaN) take no part: their mark is None.
+one, values compared at :data:`RESOLUTION`. Points with a missing value (None, NaN) take no part:
+their mark is None.
 """
 
 from __future__ import annotations
@@ -21,6 +22,17 @@ COSTS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: Resolution at which values are compared (the precision the leaderboard shows): PSNRs that
+#: agree to 0.01 dB tie, so a variant cannot be "optimal" through a 0.0001 dB edge (fp16 vs
+#: fp32 did on the Intel Xeon table).
+RESOLUTION: dict[str, float] = {"psnr_db": 0.01, "ssim": 0.0001}
+
+
+def _at_resolution(metric: str, v: float) -> float:
+    res = RESOLUTION.get(metric)
+    return v if res is None else round(v / res) * res
+
+
 def _ok(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -38,7 +50,8 @@ def pareto_mask(xs: Sequence[float | None], ys: Sequence[float | None], x_metric
     """For each point (xs[i], ys[i]): True if Pareto-optimal, False if dominated, None if a value
     is missing. O(n^2), which is fine for the ~20 variants of a table."""
     sx, sy = _sign(x_metric), _sign(y_metric)
-    pts = [(sx * x, sy * y) if _ok(x) and _ok(y) else None for x, y in zip(xs, ys, strict=True)]
+    pts = [(sx * _at_resolution(x_metric, x), sy * _at_resolution(y_metric, y))
+           if _ok(x) and _ok(y) else None for x, y in zip(xs, ys, strict=True)]
     out: list[bool | None] = []
     for i, p in enumerate(pts):
         if p is None:
