@@ -58,7 +58,7 @@ task's *train* split (``calibration_task``; the exposure rotates with the scene 
 are seen), one 256 x 256 packed crop each (``synth-train`` images are 256 x 256 packed, so
 these are whole images, the input size the test split uses), seed 0. It replaced 32 random
 128 x 128 crops of 16 scenes, which lost 0.56 dB on ``lighter`` (shipped checkpoint, synth,
-fp32 23.28 dB): whole images gave -0.31 dB, while keeping the first conv, the last conv or
+fp32 23.28 dB): whole images gave -0.30 dB, while keeping the first conv, the last conv or
 both in fp32 with the small crops gave -0.57, -0.55 and -0.56 dB (``lighter`` is the model
 closest to the budget; the other models are in the README's quantization table). The
 observer state (not the weights) is cached as safetensors under ``cache_dir()/calibration/``.
