@@ -75,7 +75,7 @@ def load_asv_rows(folder: str | Path) -> Iterator[tuple[dict[str, Any], dict[str
     from asv.results import Results
 
     from lowbench.environment import commit_position, machine_label
-    from lowbench.names import LEARNED_MODELS, LIBRAW_QUANTS
+    from lowbench.names import is_valid_combination
     from lowbench.results import METRICS, machine_id
 
     root = Path(folder) / "asv"
@@ -118,7 +118,7 @@ def load_asv_rows(folder: str | Path) -> Iterator[tuple[dict[str, Any], dict[str
                 for (model, quant), value in zip(itertools.product(*params), values,
                                                  strict=False):
                     model, quant = _param_value(model), _param_value(quant)
-                    if model not in LEARNED_MODELS and quant not in LIBRAW_QUANTS:
+                    if not is_valid_combination(model, quant):
                         continue  # LibRaw x int8/fp16: a grid cell no machine can run
                     row = rows.get((model, quant))
                     if row is None:

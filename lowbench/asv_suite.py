@@ -18,7 +18,7 @@ import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from lowbench.names import LEARNED_MODELS, LIBRAW_QUANTS, MODEL_NAMES, QUANT_NAMES
+from lowbench.names import LIBRAW_QUANTS, MODEL_NAMES, QUANT_NAMES, is_valid_combination
 
 if TYPE_CHECKING:
     from lowbench.harness import EvalConfig, Session
@@ -58,10 +58,10 @@ def config(model: str, quant: str) -> EvalConfig:
 def session(model: str, quant: str) -> Session:
     """The Session of one variant (built once per process), or NotImplementedError (asv skip)
     when the combination cannot run here, with the reason."""
+    require_valid_combination(model, quant)  # before the harness (and torch) is imported
     from lowbench.errors import LowbenchError
     from lowbench.harness import Session
 
-    require_valid_combination(model, quant)
     try:
         s = Session(config(model, quant))
     except LowbenchError as err:
@@ -74,7 +74,7 @@ def session(model: str, quant: str) -> Session:
 def require_valid_combination(model: str, quant: str) -> None:
     """NotImplementedError (asv skip) for a combination no machine can run (LibRaw x an int8
     or fp16 variant), decided from the names alone, without importing torch."""
-    if model not in LEARNED_MODELS and quant not in LIBRAW_QUANTS:
+    if not is_valid_combination(model, quant):
         raise NotImplementedError(f"{model}/{quant}: model '{model}' is not a neural network; "
                                   f"it runs only as {', '.join(LIBRAW_QUANTS)}")
 

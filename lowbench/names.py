@@ -12,3 +12,9 @@ LEARNED_MODELS: tuple[str, ...] = ("sid", "light", "lighter", "fire")
 QUANT_NAMES: tuple[str, ...] = ("fp32", "fp16", "dynamic", "static", "qat")
 #: The only variant of the (non-neural) LibRaw baseline.
 LIBRAW_QUANTS: tuple[str, ...] = ("fp32",)
+
+
+def is_valid_combination(model: str, quant: str) -> bool:
+    """False for a model x quant that no machine can run: the (non-neural) LibRaw baseline
+    with anything but :data:`LIBRAW_QUANTS`. Unknown names are not judged here (True)."""
+    return model in LEARNED_MODELS or model not in MODEL_NAMES or quant in LIBRAW_QUANTS

@@ -23,7 +23,7 @@ from lowbench.checkpoint import (
 from lowbench.errors import CheckpointError, LowbenchError, VariantError
 from lowbench.fsutil import sha256_file
 from lowbench.models import build
-from lowbench.names import LEARNED_MODELS, LIBRAW_QUANTS, MODEL_NAMES
+from lowbench.names import LEARNED_MODELS, LIBRAW_QUANTS, MODEL_NAMES, is_valid_combination
 
 
 @dataclass
@@ -44,7 +44,7 @@ def check_combination(model_name: str, quant_name: str) -> None:
     if quant_name not in quant.QUANT_NAMES:
         raise LowbenchError(f"unknown quant {quant_name!r}; choose one of: "
                             f"{', '.join(quant.QUANT_NAMES)}")
-    if model_name not in LEARNED_MODELS and quant_name not in LIBRAW_QUANTS:
+    if not is_valid_combination(model_name, quant_name):
         raise VariantError(f"model '{model_name}' cannot take quant '{quant_name}' (it is not a "
                            f"neural network); valid: --quant {', '.join(LIBRAW_QUANTS)}")
 
