@@ -293,11 +293,8 @@ def calibrate_qat(prepared: nn.Module, crops: list[torch.Tensor], batch: int) ->
     prepared.eval()
     _calibrate(prepared, crops, batch)
     prepared.apply(enable_fake_quant)
-    for fq in acts:
+    for fq in acts:  # FakeQuantize.forward stored each batch's qparams: freeze the last
         fq.disable_observer()
-        scale, zero_point = fq.calculate_qparams()
-        fq.scale.resize_(scale.shape).copy_(scale)
-        fq.zero_point.resize_(zero_point.shape).copy_(zero_point)
     prepared.train(was_training)
     return len(acts)
 
@@ -532,6 +529,15 @@ def calibration_crops(
     return crops, [p.pair_id for p in pairs]
 
 
+def calibration_summary(task: str, crops: list[torch.Tensor], pair_ids: list[str],
+                        settings: CalibrationSettings) -> dict[str, Any]:
+    """What calibrated the int8 ranges (counts; ``crop_packed`` in pixels), as records and
+    QAT checkpoints state it."""
+    return {"task": task, "pairs": len(pair_ids), "crops": len(crops),
+            "crop_packed": int(crops[0].shape[-1]), "seed": settings.seed,
+            "batch": settings.batch, "observer": "HistogramObserver", "pair_ids": pair_ids}
+
+
 def _calibrate(prepared: nn.Module, crops: list[torch.Tensor], batch: int) -> None:
     by_shape: dict[tuple[int, ...], list[torch.Tensor]] = {}
     for c in crops:
@@ -627,10 +633,7 @@ def build_static(
     if hit is None:
         crops, pair_ids = calibration_crops(task, data_root, settings)
         _calibrate(prepared, crops, settings.batch)
-        calibration = {"task": cal_name, "pairs": len(pair_ids), "crops": len(crops),
-                       "crop_packed": int(crops[0].shape[-1]), "seed": settings.seed,
-                       "batch": settings.batch, "observer": "HistogramObserver",
-                       "pair_ids": pair_ids}
+        calibration = calibration_summary(cal_name, crops, pair_ids, settings)
         # clone: observers shared by cat inputs alias one buffer, safetensors refuses aliases
         state = {k: v.detach().cpu().clone() for k, v in prepared.state_dict().items()
                  if _is_observer_key(k)}

@@ -294,14 +294,18 @@ def _calibrate_qat_ranges(model: torch.nn.Module, task: str, data_root: str | No
                          ) -> dict[str, Any]:
     """Freeze the QAT activation ranges at the static-int8 calibration of ``task`` (the same
     crops :func:`lowbench.quant.build_static` uses); returns what was used."""
-    from lowbench.quant import DEFAULT_CALIBRATION, calibrate_qat, calibration_crops
+    from lowbench.quant import (
+        DEFAULT_CALIBRATION,
+        calibrate_qat,
+        calibration_crops,
+        calibration_summary,
+    )
 
     settings = DEFAULT_CALIBRATION
     crops, pair_ids = calibration_crops(task, data_root, settings)
     frozen = calibrate_qat(model, crops, settings.batch)
-    return {"task": task, "pairs": len(pair_ids), "crops": len(crops),
-            "crop_packed": int(crops[0].shape[-1]), "seed": settings.seed,
-            "observer": "HistogramObserver", "frozen_activation_ranges": frozen}
+    return {**calibration_summary(task, crops, pair_ids, settings),
+            "frozen_activation_ranges": frozen}
 
 
 def _plain_state_dict(model: torch.nn.Module, recipe: Recipe) -> dict[str, torch.Tensor]:
