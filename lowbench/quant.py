@@ -93,6 +93,7 @@ from lowbench.models import build
 from lowbench.models.unet import PaddedModel
 from lowbench.names import QUANT_NAMES as QUANT_NAMES  # re-exported
 from lowbench.paths import cache_dir
+from lowbench.qparam_ties import tie_pool_qparams
 from lowbench.weight_only import count_weight_only_int8, int8_transposed_weights
 
 QUANT_DESCRIPTIONS: dict[str, str] = {
@@ -238,29 +239,41 @@ def static_qconfig_mapping(engine: str) -> Any:
 def qat_qconfig_mapping(engine: str) -> Any:
     """FX QConfigMapping for QAT: the static recipe with fake-quant on weights and activations.
 
-    Activations: ``FakeQuantize`` over the same ``HistogramObserver`` as static int8, whose
+    Activations: fake-quant over the same ``HistogramObserver`` as static int8, clamped where
+    the int8 model clamps (:mod:`lowbench.qat_fake_quant`), whose
     ranges :func:`calibrate_qat` sets from the static calibration crops and then *freezes*, so
     QAT starts exactly where static PTQ is and fine-tunes the weights to those ranges. Measured
     alternatives (shipped checkpoints, 200 steps at 1e-5, synth PSNR vs fp32): PyTorch's
     default moving average of per-batch ranges fits small training patches and clips brighter
     test images (lighter, 150 steps: -0.75 dB); a running global min/max (the previous recipe)
     gives ranges wider than the histogram's and coarser steps (light -0.59, lighter -0.71 dB
-    against static's -0.04 and -0.56). Weights: per-channel moving-average fake-quant.
-    Transposed convs stay float on every engine.
+    against static's -0.04 and -0.56). Transposed convs stay float on every engine.
+
+    Weights: per-channel symmetric ``FakeQuantize`` over an observer of the current weights
+    (moving average with constant 1), so training rounds to exactly the grid ``convert_fx``
+    deploys. Not PyTorch's default ``FusedMovingAvgObsFakeQuantize``: its fused kernel divides
+    by 128 or 127 while the ``calculate_qparams`` that convert reads divides by 127.5
+    (pytorch/pytorch#180990, #194816; unfixed in torch 2.13), so the weights were fine-tuned
+    on one grid and shipped on another. With this, the activation clamp
+    (:mod:`lowbench.qat_fake_quant`) and the pool ties (:mod:`lowbench.qparam_ties`), light's
+    QAT model at step 0 scores 23.977 dB on synth as fake-quant and 23.981 as int8 (before:
+    24.003 and 23.981, with outputs up to 0.23 apart).
     """
     from torch.ao.quantization import QConfig, get_default_qat_qconfig_mapping
-    from torch.ao.quantization.fake_quantize import FakeQuantize, FusedMovingAvgObsFakeQuantize
+    from torch.ao.quantization.fake_quantize import FakeQuantize
     from torch.ao.quantization.observer import (
         HistogramObserver,
         MovingAveragePerChannelMinMaxObserver,
     )
 
-    act = FakeQuantize.with_args(
+    from lowbench.qat_fake_quant import StorageRangeFakeQuantize
+
+    act = StorageRangeFakeQuantize.with_args(  # clamps like the converted model
         observer=HistogramObserver, dtype=torch.quint8, quant_min=0, quant_max=_act_max(engine),
     )
-    per_channel = FusedMovingAvgObsFakeQuantize.with_args(
-        observer=MovingAveragePerChannelMinMaxObserver, dtype=torch.qint8,
-        qscheme=torch.per_channel_symmetric, quant_min=-128, quant_max=127,
+    per_channel = FakeQuantize.with_args(
+        observer=MovingAveragePerChannelMinMaxObserver, averaging_constant=1.0,
+        dtype=torch.qint8, qscheme=torch.per_channel_symmetric, quant_min=-128, quant_max=127,
     )
     with quiet_ao():
         mapping = get_default_qat_qconfig_mapping(engine)
@@ -295,6 +308,7 @@ def calibrate_qat(prepared: nn.Module, crops: list[torch.Tensor], batch: int) ->
     prepared.apply(enable_fake_quant)
     for fq in acts:  # FakeQuantize.forward stored each batch's qparams: freeze the last
         fq.disable_observer()
+    tie_pool_qparams(prepared.core if isinstance(prepared, PaddedModel) else prepared)
     prepared.train(was_training)
     return len(acts)
 
@@ -583,6 +597,7 @@ def _prepare_static(core: nn.Module, engine: str) -> nn.Module:
 def _convert(prepared: nn.Module) -> nn.Module:
     from torch.ao.quantization.quantize_fx import convert_fx
 
+    tie_pool_qparams(prepared)  # pool outputs keep their input's qparams in int8
     with quiet_ao():
         converted = convert_fx(prepared.eval())
         int8_transposed_weights(converted)  # the float transposed convs: int8 weights

@@ -47,6 +47,7 @@ class Recipe:
     val_scenes: int
     qat: bool = False
     world_size: int = 1
+    distill: float = 0.0  # weight of L1 to the frozen float start's output (1-w: ground truth)
     loss: str = "L1"
     optimizer: str = "Adam"
 
@@ -215,6 +216,11 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
     if not train_idx:
         raise LowbenchError(f"rank {rank} has no training scenes; use more --scenes")
 
+    if not 0.0 <= recipe.distill <= 1.0:
+        raise LowbenchError(f"--distill {recipe.distill} must be between 0 and 1")
+    if recipe.distill and not (init or recipe.qat):
+        raise LowbenchError("--distill needs a float teacher: pass --init WEIGHTS (or --qat, "
+                            "which starts from the shipped fp32 checkpoint)")
     model = build(recipe.model)
     start_step = 0
     state_file = _state_path(out)
@@ -224,6 +230,7 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
         src = Path(init) if init else shipped_checkpoint_path(recipe.model)
         sd, _ = load_checkpoint(src, recipe.model)
         model.load_state_dict(sd)
+    teacher = _teacher(recipe, init) if recipe.distill else None
     qat_calibration: dict[str, Any] | None = None
     if recipe.qat:
         from lowbench.quant import prepare_qat_model
@@ -246,7 +253,9 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
     drop_at = int(recipe.steps * recipe.lr_drop)
     patch_packed = recipe.patch_raw // 2
     val_psnr = float("nan")
-    history: list[dict[str, float]] = []
+    history: list[dict[str, float | None]] = []
+    if start_step == 0 and rank == 0 and val_idx:  # where training starts (QAT: static int8)
+        history.append({"step": 0, "loss": None, "val_psnr_db": validate(model, bank, val_idx)})
     bar = tqdm(total=recipe.steps, initial=start_step, desc=f"train {recipe.model}",
                disable=not (progress and rank == 0), unit="step")
     t0, seen = time.perf_counter(), 0
@@ -258,7 +267,12 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
         rng = np.random.default_rng(np.random.SeedSequence([recipe.seed, step, rank]))
         x, y = bank.batch(rng, train_idx, recipe.batch_size, patch_packed)
         x, y = x.to(device), y.to(device)
-        loss = F.l1_loss(ddp_model(x), y)
+        pred = ddp_model(x)
+        loss = F.l1_loss(pred, y)
+        if teacher is not None:
+            with torch.no_grad():
+                target = teacher.to(device)(x)
+            loss = (1 - recipe.distill) * loss + recipe.distill * F.l1_loss(pred, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -288,6 +302,19 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
     return {"model": recipe.model, "steps": recipe.steps, "loss": loss_value,
             "val_psnr_db": val_psnr, "checkpoint": str(out), "rank": rank, "world_size": world,
             "weights_sha": _weights_digest(model)}
+
+
+def _teacher(recipe: Recipe, init: str | None) -> torch.nn.Module:
+    """The frozen float model a distilling run matches: --init, else the shipped weights."""
+    from lowbench.checkpoint import load_checkpoint, shipped_checkpoint_path
+    from lowbench.models import build
+
+    teacher = build(recipe.model)
+    src = Path(init) if init else shipped_checkpoint_path(recipe.model)
+    sd, _ = load_checkpoint(src, recipe.model)
+    teacher.load_state_dict(sd)
+    teacher.eval().requires_grad_(False)
+    return teacher
 
 
 def _calibrate_qat_ranges(model: torch.nn.Module, task: str, data_root: str | None
@@ -331,7 +358,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     recipe = Recipe(model=args.model, task=args.task, steps=args.steps,
                     batch_size=args.batch_size, patch_raw=args.patch, lr=args.lr,
                     lr_drop=args.lr_drop, seed=args.seed, val_scenes=args.val_scenes,
-                    qat=args.qat, world_size=world)
+                    qat=args.qat, world_size=world, distill=args.distill)
     if args.patch % 32:
         raise LowbenchError(f"--patch {args.patch} must be a multiple of 32 raw pixels")
     summary = train(recipe, Path(args.out), data_root=args.data_root, init=args.init,

@@ -30,6 +30,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="quantization-aware fine-tuning from --init or the shipped fp32: "
                         "activation ranges frozen at the static int8 calibration, weights "
                         "fine-tuned with fake-quant")
+    p.add_argument("--distill", type=float, default=0.0, metavar="W",
+                   help="weight (0-1) of an L1 loss to the output of the float starting "
+                        "weights (--init or the shipped fp32, frozen); 1-W stays on the ground "
+                        "truth. Needs --init or --qat")
     p.add_argument("--half", action="store_true", help="store the weights as fp16")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads per rank")
     p.add_argument("--save-every", type=int, default=250, help="steps between checkpoints")

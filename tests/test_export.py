@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from quant_fixtures import TINY_CALIBRATION as TINY
 
 from lowbench import export, quant
 from lowbench.checkpoint import save_checkpoint
@@ -15,7 +16,6 @@ from lowbench.errors import LowbenchError, VariantError
 from lowbench.models import LEARNED_MODELS, build
 from lowbench.variants import Variant, build_variant
 
-TINY = quant.CalibrationSettings(pairs=1, crops=2, crop_packed=32, seed=0, batch=2)
 SIZE = 32
 #: A reloaded float TorchScript runs the same kernels: equal up to float reordering.
 FP32_ATOL = 1e-5

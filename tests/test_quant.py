@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from quant_fixtures import TINY_CALIBRATION as TINY
 
 from lowbench import quant
 from lowbench.checkpoint import save_checkpoint
@@ -14,8 +15,6 @@ from lowbench.errors import CheckpointError, DataError, LowbenchError, VariantEr
 from lowbench.models import LEARNED_MODELS, build
 from lowbench.variants import build_variant
 
-#: One synth-train pair, two 32x32 crops: enough to exercise calibration in well under a second.
-TINY = quant.CalibrationSettings(pairs=1, crops=2, crop_packed=32, seed=0, batch=2)
 #: int8 vs fp32 agreement floor, PSNR over the fp32 output's range. Random-init weights and
 #: this tiny calibration give 49-53 dB on these models; a broken int8 kernel or a missing
 #: calibration gives < 20 dB (the buggy int8 transposed conv measured 17 dB).

@@ -106,3 +106,32 @@ def test_two_process_gloo_ddp_ranks_agree(tmp_path: Path) -> None:
     assert json.loads(meta["recipe"])["world_size"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp.safetensors",
                                                           "ddp.state.safetensors"]
+
+
+def test_distilling_from_its_own_start_changes_nothing(tmp_path: Path) -> None:
+    """--distill 1 matches the frozen float start: started from those very weights the L1 to
+    the teacher and its gradient are zero, so the weights stay bit-identical; the same run on
+    the ground truth moves them (so the teacher, not luck, kept them)."""
+    start = tmp_path / "start.safetensors"
+    _run(Recipe(steps=2, **TINY), start)
+    init_sd, _ = load_checkpoint(start, "lighter")
+    kept = tmp_path / "distilled.safetensors"
+    _run(Recipe(steps=3, distill=1.0, **TINY), kept, init=str(start))
+    moved = tmp_path / "tuned.safetensors"
+    _run(Recipe(steps=3, **TINY), moved, init=str(start))
+    kept_sd, meta = load_checkpoint(kept, "lighter")
+    moved_sd, _ = load_checkpoint(moved, "lighter")
+    assert all(torch.equal(kept_sd[k], init_sd[k]) for k in init_sd)
+    assert not all(torch.equal(moved_sd[k], init_sd[k]) for k in init_sd)
+    assert json.loads(meta["recipe"])["distill"] == 1.0
+    history = json.loads(meta["history"])
+    assert history[0]["step"] == 0 and history[0]["loss"] is None  # the starting point
+
+
+@pytest.mark.parametrize("distill", [0.5, 1.5])
+def test_distill_needs_a_teacher_and_a_weight_in_range(tmp_path: Path, distill: float) -> None:
+    from lowbench.errors import LowbenchError
+
+    match = "needs a float teacher" if distill <= 1 else "between 0 and 1"
+    with pytest.raises(LowbenchError, match=match):
+        _run(Recipe(steps=1, distill=distill, **TINY), tmp_path / "x.safetensors")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from quant_fixtures import TINY_CALIBRATION as TINY
 from torch import nn
 
 from lowbench import quant
@@ -21,8 +22,6 @@ from lowbench.weight_only import (
     count_weight_only_int8,
     int8_transposed_weights,
 )
-
-TINY = quant.CalibrationSettings(pairs=1, crops=2, crop_packed=32, seed=0, batch=2)
 
 
 def test_int8_weights_are_per_channel_symmetric_and_close() -> None:

@@ -1,0 +1,8 @@
+"""Shared int8 test settings."""
+
+from __future__ import annotations
+
+from lowbench import quant
+
+#: One synth-train pair, two 32x32 crops: enough to exercise calibration in well under a second.
+TINY_CALIBRATION = quant.CalibrationSettings(pairs=1, crops=2, crop_packed=32, seed=0, batch=2)
