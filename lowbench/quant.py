@@ -741,10 +741,12 @@ def build_qat(
                               ) from None
     module = PaddedModel(_convert(qat.core), qat.multiple, qat.scale).eval()
     meta = metadata or {}
+    recipe = json.loads(meta.get("recipe") or "{}")
     calibration = {"task": meta.get("task") or None, "steps": meta.get("steps") or None,
                    "method": "QAT: activation ranges from histogram calibration on the train "
                              "split, frozen before fine-tuning; weights fine-tuned with "
                              "fake-quant (saved with the checkpoint)",
+                   "distill": recipe.get("distill", 0.0) if recipe else None,
                    "activation_calibration": json.loads(meta.get("qat_calibration") or "null")}
     return module, _info(engine=engine, dtype="int8", calibration=calibration,
                          note=_float_layers_note(module, _WHY_QAT), **_int8_layers(module))

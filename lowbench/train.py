@@ -230,7 +230,7 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
         src = Path(init) if init else shipped_checkpoint_path(recipe.model)
         sd, _ = load_checkpoint(src, recipe.model)
         model.load_state_dict(sd)
-    teacher = _teacher(recipe, init) if recipe.distill else None
+    teacher = _teacher(recipe, init).to(device) if recipe.distill else None
     qat_calibration: dict[str, Any] | None = None
     if recipe.qat:
         from lowbench.quant import prepare_qat_model
@@ -271,7 +271,7 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
         loss = F.l1_loss(pred, y)
         if teacher is not None:
             with torch.no_grad():
-                target = teacher.to(device)(x)
+                target = teacher(x)
             loss = (1 - recipe.distill) * loss + recipe.distill * F.l1_loss(pred, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
