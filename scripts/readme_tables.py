@@ -1,5 +1,6 @@
 """Print the README's results tables (markdown) from published records: the latest evaluate run
-of every variant per machine, with quantization deltas against fp32.
+of every variant per machine, with quantization deltas against fp32, then the paired QAT-vs-static
+PSNR differences (mean and standard error over the task's pairs, dB).
 
     python scripts/readme_tables.py [--results results]
 """
@@ -7,7 +8,10 @@ of every variant per machine, with quantization deltas against fp32.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import re
+from pathlib import Path
 
 from lowbench.results import load_table
 from lowbench.site.model import group_tables, latest
@@ -65,7 +69,37 @@ def main() -> int:
                       f"| {_f(r['swap_peak_mib'], '{:.0f}')} "
                       f"| {_f(r['size_bytes'] and r['size_bytes'] / 1e6, '{:.2f}')} | {ql_text} |")
         print()
+        _print_qat_vs_static(Path(args.results), by)
     return 0
+
+
+def _per_pair_psnr(results: Path, row: dict) -> dict[str, float]:
+    """pair id -> PSNR (dB) from the record file of ``row`` (its run id names the file)."""
+    run = str(row["run_id"])[:12]
+    (path,) = results.glob(f"{row['task']}__{row['model']}__{row['quant']}__*__{run}.json")
+    record = json.loads(path.read_text())
+    return {p["pair"]: p["psnr_db"] for p in record["quality"]["per_pair"]}
+
+
+def _print_qat_vs_static(results: Path, by: dict) -> None:
+    """QAT minus static PSNR per model, paired over the same pairs: mean, standard error (dB)
+    and how many pairs QAT wins."""
+    lines = []
+    for m in MODELS:
+        if (m, "qat") not in by or (m, "static") not in by:
+            continue
+        qat = _per_pair_psnr(results, by[m, "qat"])
+        static = _per_pair_psnr(results, by[m, "static"])
+        d = [qat[k] - static[k] for k in sorted(static)]
+        mean = sum(d) / len(d)
+        se = math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1) / len(d))
+        wins = sum(x > 0 for x in d)
+        lines.append(f"| {m} | {mean:+.3f} | {se:.3f} | {wins} of {len(d)} |")
+    if lines:
+        print("| model | qat - static PSNR dB (mean over pairs) | standard error dB "
+              "| pairs where qat is better |")
+        print("|---|---:|---:|---:|")
+        print("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -103,9 +103,10 @@ def test_published_fp32_beats_libraw_and_static_is_within_budget(model: str, pub
     assert by[model, "dynamic"]["quantized_nothing"] is True
 
 
-@pytest.mark.parametrize("model", ["sid", pytest.param("light", marks=pytest.mark.xfail(
-    strict=True, reason="light's QAT is 0.04 dB below static (README, Quantization: every QAT "
-    "recipe tried landed 0.005-0.05 dB below)")), "lighter", "fire"])
+@pytest.mark.parametrize("model", [pytest.param("sid", marks=pytest.mark.xfail(
+    strict=True, reason="sid's distilled QAT is 0.01 dB below static (README, Quantization: "
+    "standard error 0.01 dB over the 21 pairs; ground-truth fine-tuning gave +0.09 for sid "
+    "but put light and fire below static)")), "light", "lighter", "fire"])
 def test_published_qat_loses_no_more_than_static(model: str, published) -> None:
     by = published
     assert by[model, "qat"]["psnr_db"] >= by[model, "static"]["psnr_db"]
