@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import re
+import statistics
 from pathlib import Path
 
 from lowbench.results import load_table
@@ -91,8 +92,7 @@ def _print_qat_vs_static(results: Path, by: dict) -> None:
         qat = _per_pair_psnr(results, by[m, "qat"])
         static = _per_pair_psnr(results, by[m, "static"])
         d = [qat[k] - static[k] for k in sorted(static)]
-        mean = sum(d) / len(d)
-        se = math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1) / len(d))
+        mean, se = statistics.fmean(d), statistics.stdev(d) / math.sqrt(len(d))
         wins = sum(x > 0 for x in d)
         lines.append(f"| {m} | {mean:+.3f} | {se:.3f} | {wins} of {len(d)} |")
     if lines:
