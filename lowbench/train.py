@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -366,7 +367,10 @@ def run_from_args(args: argparse.Namespace) -> int:
                     save_every=args.save_every, threads=args.threads, half=args.half,
                     progress=not args.no_progress)
     if rank == 0 or os.environ.get("LOWBENCH_PRINT_ALL_RANKS"):
-        print(json.dumps(summary))
+        # one write per summary: print() writes the text and the newline separately, so two
+        # ranks sharing an unbuffered stdout could interleave their lines
+        sys.stdout.write(json.dumps(summary) + "\n")
+        sys.stdout.flush()
     if world > 1 and dist.is_initialized():
         dist.destroy_process_group()
     return 0

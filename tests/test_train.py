@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -95,8 +96,10 @@ def test_two_process_gloo_ddp_ranks_agree(tmp_path: Path) -> None:
          "-m", "lowbench", "train", *CLI_TINY, "--steps", "3", "--out", str(out)],
         capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    summaries = [json.loads(line) for line in proc.stdout.splitlines()
-                 if line.startswith("{") and '"weights_sha"' in line]
+    # each rank prints one JSON summary ending in its weights digest; ranks share the pipe, so
+    # find the objects rather than trusting line boundaries
+    summaries = [json.loads(m) for m in
+                 re.findall(r'\{"model".*?"weights_sha": "[0-9a-f]{64}"\}', proc.stdout)]
     assert sorted(s["rank"] for s in summaries) == [0, 1]
     assert all(s["world_size"] == 2 for s in summaries)
     # DDP averaged the gradients of two different data shards: identical weights on both ranks
