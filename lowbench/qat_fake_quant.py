@@ -6,8 +6,10 @@ observer's ``quant_max`` is 127), but ``convert_fx`` stores the activations as `
 calibrated maximum pass. PyTorch's ``FakeQuantize`` clamps to the observer's 0..127 instead, so
 the model QAT trains clips outliers that the model it ships does not (light, at step 0: 24.01
 dB fake-quant against 23.98 dB int8 on synth). :class:`StorageRangeFakeQuantize` takes its
-scale and zero point from the observer as before and clamps to the storage dtype's range, the
-numerics of the converted model. With 8-bit observers (qnnpack) both ranges are the same.
+scale and zero point from the observer as before and clamps to the storage dtype's range, as
+the converted model does. With 8-bit observers (qnnpack) both ranges are the same. What it cannot
+model: on x86 CPUs without VNNI, int8 kernels sum u8 x s8 pairs in 16 bits, which can saturate
+for activations above 127 steps, the headroom this lets through.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ class StorageRangeFakeQuantize(FakeQuantize):
         super().__init__(*args, **kwargs)
         if self.is_per_channel:
             raise ValueError("StorageRangeFakeQuantize is per-tensor (activations) only")
+        if self.dtype not in _STORAGE_RANGE:
+            raise ValueError(f"StorageRangeFakeQuantize stores torch.quint8 or torch.qint8, "
+                             f"not {self.dtype}")
         self.storage_min, self.storage_max = _STORAGE_RANGE[self.dtype]
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:  # noqa: N803 - FakeQuantize's name

@@ -5,8 +5,12 @@ In int8 a max pool keeps its input's scale and zero point, but the FX-prepared g
 ``convert_fx`` then drops. In static PTQ that observer is unused; in QAT its fake-quant rounds
 the pooled tensor a second time, on a grid the shipped model never uses (light at step 0: mean
 absolute output difference 0.009 between the fake-quant and the int8 model, PSNR 24.00 against
-23.98 dB on synth). Concatenations need nothing: FX already gives a cat's inputs and output one
-shared observer, and int8's cat keeps it.
+23.98 dB on synth). Why the pool has its own: FX shares a pool's output observer with its
+input, but the pool input is also a skip connection into a decoder ``torch.cat``, whose inputs
+and output FX then give one shared observer, which leaves the pool output with the old one.
+Concatenations need nothing: int8's cat keeps that shared observer. Only 2-D max pools are
+handled (the only qparams-preserving op these models have); an output observer shared with
+other nodes is left alone.
 
 :func:`tie_pool_qparams` copies each pool input's observer state onto its output observer.
 Call it after calibration and before ``convert_fx``; on a QAT model, before training.
@@ -42,6 +46,11 @@ def tie_pool_qparams(prepared: fx.GraphModule) -> int:
     """Copy each max pool's input observer state onto its output observer in ``prepared`` (an
     FX-prepared static or QAT graph); returns the number of pool outputs tied."""
     modules = dict(prepared.named_modules(remove_duplicate=False))
+    uses: dict[int, int] = {}  # observer module -> graph nodes calling it (FX shares some)
+    for node in prepared.graph.nodes:
+        name = _observer_name(node)
+        if name is not None:
+            uses[id(modules[name])] = uses.get(id(modules[name]), 0) + 1
     tied = 0
     for node in prepared.graph.nodes:
         out_obs = _observer_name(node)
@@ -50,7 +59,9 @@ def tie_pool_qparams(prepared: fx.GraphModule) -> int:
         pool = node.args[0]
         if not _is_pool(pool, modules):
             continue
-        in_obs = _observer_name(pool.args[0])
+        in_obs = _observer_name(pool.args[0] if pool.args else pool.kwargs.get("input"))
+        if uses[id(modules[out_obs])] > 1:
+            continue  # shared with other tensors (e.g. a concatenation): leave it alone
         if in_obs is not None and modules[in_obs] is not modules[out_obs]:
             modules[out_obs].load_state_dict(modules[in_obs].state_dict())
             tied += 1

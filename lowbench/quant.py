@@ -597,7 +597,9 @@ def _prepare_static(core: nn.Module, engine: str) -> nn.Module:
 def _convert(prepared: nn.Module) -> nn.Module:
     from torch.ao.quantization.quantize_fx import convert_fx
 
-    tie_pool_qparams(prepared)  # pool outputs keep their input's qparams in int8
+    # convert drops pool-output observers, so this cannot change the int8 graph of a freshly
+    # calibrated model; it keeps the prepared model (modified in place) consistent with it
+    tie_pool_qparams(prepared)
     with quiet_ao():
         converted = convert_fx(prepared.eval())
         int8_transposed_weights(converted)  # the float transposed convs: int8 weights
@@ -710,6 +712,15 @@ def load_qat_checkpoint(path: str | Path, model_name: str) -> tuple[dict, dict[s
     return state, meta
 
 
+def _qat_numerics(meta: dict[str, str], recipe: dict[str, Any]) -> str:
+    """Which fake-quant numerics a QAT checkpoint was trained with (see lowbench.train)."""
+    if meta.get("qat_numerics"):
+        return meta["qat_numerics"]
+    if "distill" in recipe:  # recorded since the commit that matched fake-quant to int8
+        return "2"
+    return "1 (trained before lowbench matched fake-quant to int8: retrain it)"
+
+
 def build_qat(
     model_name: str,
     state_dict: dict[str, torch.Tensor],
@@ -747,6 +758,7 @@ def build_qat(
                              "split, frozen before fine-tuning; weights fine-tuned with "
                              "fake-quant (saved with the checkpoint)",
                    "distill": recipe.get("distill", 0.0) if recipe else None,
+                   "qat_numerics": _qat_numerics(meta, recipe),
                    "activation_calibration": json.loads(meta.get("qat_calibration") or "null")}
     return module, _info(engine=engine, dtype="int8", calibration=calibration,
                          note=_float_layers_note(module, _WHY_QAT), **_int8_layers(module))

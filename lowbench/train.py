@@ -32,6 +32,10 @@ from tqdm import tqdm
 
 from lowbench.errors import LowbenchError
 
+#: Version of the QAT fake-quant numerics a checkpoint was trained with (2: weight grid, int8
+#: activation clamp and pool qparams as the converted model has them; see lowbench.quant).
+QAT_NUMERICS = "2"
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -156,8 +160,8 @@ def validate(model: torch.nn.Module, bank: PairBank, indices: list[int]) -> floa
     scores = []
     with torch.no_grad():
         for i in indices:
-            x = torch.from_numpy(bank.inputs[i])[None]
-            out = model(x)[0].permute(1, 2, 0).numpy()
+            x = torch.from_numpy(bank.inputs[i])[None].to(next(model.parameters()).device)
+            out = model(x)[0].permute(1, 2, 0).cpu().numpy()
             scores.append(psnr(out, bank.truths[bank.truth_index[i]]))
     model.train()
     return float(np.mean(scores))
@@ -185,6 +189,11 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
     if recipe.model not in LEARNED_MODELS:
         raise LowbenchError(f"cannot train {recipe.model!r}; learned models: "
                             f"{', '.join(LEARNED_MODELS)}")
+    if not 0.0 <= recipe.distill <= 1.0:
+        raise LowbenchError(f"--distill {recipe.distill} must be between 0 and 1")
+    if recipe.distill and not (init or recipe.qat):
+        raise LowbenchError("--distill needs a float teacher: pass --init WEIGHTS (or --qat, "
+                            "which starts from the shipped fp32 checkpoint)")
     task = get_task(recipe.task)
     if task.split != "train":
         raise LowbenchError(f"task {task.name} is a {task.split} split; train on synth-train or "
@@ -217,11 +226,6 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
     if not train_idx:
         raise LowbenchError(f"rank {rank} has no training scenes; use more --scenes")
 
-    if not 0.0 <= recipe.distill <= 1.0:
-        raise LowbenchError(f"--distill {recipe.distill} must be between 0 and 1")
-    if recipe.distill and not (init or recipe.qat):
-        raise LowbenchError("--distill needs a float teacher: pass --init WEIGHTS (or --qat, "
-                            "which starts from the shipped fp32 checkpoint)")
     model = build(recipe.model)
     start_step = 0
     state_file = _state_path(out)
@@ -243,6 +247,10 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
         # a QAT checkpoint holds fake-quant/observer state too: load it into the prepared model
         sd, _ = load_checkpoint(out, recipe.model, check_architecture=not recipe.qat)
         model.load_state_dict(sd)
+        if recipe.qat:  # a run saved before the pool ties were introduced gets them now
+            from lowbench.qparam_ties import tie_pool_qparams
+
+            tie_pool_qparams(model.core)
     model.to(device)
     ddp_model: torch.nn.Module = model
     if world > 1:
@@ -294,6 +302,9 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
                     "val_psnr_db": f"{val_psnr:.4f}", "history": json.dumps(history)}
             if recipe.qat:
                 meta["qat_calibration"] = json.dumps(qat_calibration)
+                meta["qat_numerics"] = QAT_NUMERICS
+            if teacher is not None:
+                meta["distill_teacher"] = str(Path(init) if init else "shipped checkpoint")
             save_checkpoint(out, recipe.model, _plain_state_dict(model, recipe), meta,
                             half=half)
             _save_optimizer(state_file, opt, done)

@@ -131,3 +131,26 @@ def test_static_int8_is_unchanged_by_the_pool_ties(crops):
         int8_transposed_weights(b_core)
         b = PaddedModel(b_core, model.multiple, model.scale)(x)
     assert torch.equal(a, b)
+
+
+def test_records_say_which_qat_numerics_a_checkpoint_trained_with(crops, tmp_path):
+    """A QAT checkpoint written by `lowbench train --qat` says it trained on the int8-matched
+    numerics; one without the marker or a distill field predates them and says to retrain."""
+    import json
+
+    from lowbench.checkpoint import save_checkpoint
+    from lowbench.train import QAT_NUMERICS
+
+    qat = calibrated_qat("lighter", crops)
+    old = save_checkpoint(tmp_path / "old.safetensors", "lighter", qat.state_dict(),
+                          {"task": "test", "recipe": json.dumps({"steps": 1})},
+                          check_architecture=False)
+    new = save_checkpoint(tmp_path / "new.safetensors", "lighter", qat.state_dict(),
+                          {"task": "test", "qat_numerics": QAT_NUMERICS},
+                          check_architecture=False)
+    from lowbench.variants import build_variant
+
+    assert build_variant("lighter", "qat", checkpoint=new).info["calibration"][
+        "qat_numerics"] == QAT_NUMERICS
+    assert "retrain" in build_variant("lighter", "qat", checkpoint=old).info["calibration"][
+        "qat_numerics"]
