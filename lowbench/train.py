@@ -243,9 +243,11 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
         model = prepare_qat_model(model, recipe.model)
         if not resuming:  # a resumed run loads its frozen ranges with the checkpoint
             qat_calibration = _calibrate_qat_ranges(model, recipe.task, data_root)
+    history: list[dict[str, float | None]] = []
     if resuming:
         # a QAT checkpoint holds fake-quant/observer state too: load it into the prepared model
-        sd, _ = load_checkpoint(out, recipe.model, check_architecture=not recipe.qat)
+        sd, previous = load_checkpoint(out, recipe.model, check_architecture=not recipe.qat)
+        history = json.loads(previous.get("history") or "[]")  # continue the same history
         model.load_state_dict(sd)
         if recipe.qat:  # a run saved before the pool ties were introduced gets them now
             from lowbench.qparam_ties import tie_pool_qparams
@@ -262,7 +264,6 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
     drop_at = int(recipe.steps * recipe.lr_drop)
     patch_packed = recipe.patch_raw // 2
     val_psnr = float("nan")
-    history: list[dict[str, float | None]] = []
     if start_step == 0 and rank == 0 and val_idx:  # where training starts (QAT: static int8)
         history.append({"step": 0, "loss": None, "val_psnr_db": validate(model, bank, val_idx)})
     bar = tqdm(total=recipe.steps, initial=start_step, desc=f"train {recipe.model}",

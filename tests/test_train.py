@@ -84,6 +84,9 @@ def test_training_is_deterministic_and_resumable(tmp_path: Path) -> None:
     assert (tmp_path / "c.state.safetensors").is_file()
     resumed = _run(Recipe(steps=4, **flat), resumed_out, resume=True, save_every=2)
     assert resumed["weights_sha"] == straight["weights_sha"]
+    # the resumed checkpoint keeps the interrupted run's validations and adds its own
+    _, meta = load_checkpoint(resumed_out, "lighter")
+    assert [e["step"] for e in json.loads(meta["history"])] == [0, 2, 4]
     other_seed = _run(Recipe(steps=4, **{**flat, "seed": 1}), tmp_path / "d.safetensors")
     assert other_seed["weights_sha"] != straight["weights_sha"]
 
