@@ -13,7 +13,8 @@ handled (the only qparams-preserving op these models have); an output observer s
 other nodes is left alone.
 
 :func:`tie_pool_qparams` copies each pool input's observer state onto its output observer.
-Call it after calibration and before ``convert_fx``; on a QAT model, before training.
+Call it on a QAT model after calibration, before training. Static int8 needs nothing: convert
+drops those observers.
 """
 
 from __future__ import annotations

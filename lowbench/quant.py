@@ -597,9 +597,6 @@ def _prepare_static(core: nn.Module, engine: str) -> nn.Module:
 def _convert(prepared: nn.Module) -> nn.Module:
     from torch.ao.quantization.quantize_fx import convert_fx
 
-    # convert drops pool-output observers, so this cannot change the int8 graph of a freshly
-    # calibrated model; it keeps the prepared model (modified in place) consistent with it
-    tie_pool_qparams(prepared)
     with quiet_ao():
         converted = convert_fx(prepared.eval())
         int8_transposed_weights(converted)  # the float transposed convs: int8 weights
@@ -712,12 +709,17 @@ def load_qat_checkpoint(path: str | Path, model_name: str) -> tuple[dict, dict[s
     return state, meta
 
 
+#: Version of the QAT fake-quant numerics a checkpoint is trained with, stored in its metadata
+#: (2: weight grid, activation clamp and pool qparams as the converted int8 model has them).
+QAT_NUMERICS = "2"
+
+
 def _qat_numerics(meta: dict[str, str], recipe: dict[str, Any]) -> str:
-    """Which fake-quant numerics a QAT checkpoint was trained with (see lowbench.train)."""
+    """Which fake-quant numerics a QAT checkpoint was trained with."""
     if meta.get("qat_numerics"):
         return meta["qat_numerics"]
     if "distill" in recipe:  # recorded since the commit that matched fake-quant to int8
-        return "2"
+        return QAT_NUMERICS
     return "1 (trained before lowbench matched fake-quant to int8: retrain it)"
 
 

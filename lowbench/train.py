@@ -32,10 +32,6 @@ from tqdm import tqdm
 
 from lowbench.errors import LowbenchError
 
-#: Version of the QAT fake-quant numerics a checkpoint was trained with (2: weight grid, int8
-#: activation clamp and pool qparams as the converted model has them; see lowbench.quant).
-QAT_NUMERICS = "2"
-
 
 @dataclass(frozen=True)
 class Recipe:
@@ -182,7 +178,7 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
 
     ``val_psnr_db`` in the summary and the checkpoint is the mean PSNR (dB) on the held-out scenes.
     """
-    from lowbench.checkpoint import load_checkpoint, save_checkpoint, shipped_checkpoint_path
+    from lowbench.checkpoint import load_checkpoint, load_into, save_checkpoint
     from lowbench.models import LEARNED_MODELS, build
     from lowbench.tasks import get_task
 
@@ -231,11 +227,8 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
     state_file = _state_path(out)
     resuming = resume and out.is_file()
     if not resuming and (init or recipe.qat):
-        # fine-tuning (and QAT) starts from float weights: --init, else the shipped checkpoint
-        src = Path(init) if init else shipped_checkpoint_path(recipe.model)
-        sd, _ = load_checkpoint(src, recipe.model)
-        model.load_state_dict(sd)
-    teacher = _teacher(recipe, init).to(device) if recipe.distill else None
+        load_into(model, _float_start(recipe.model, init), recipe.model)
+    teacher = _teacher(recipe.model, init).to(device) if recipe.distill else None
     qat_calibration: dict[str, Any] | None = None
     if recipe.qat:
         from lowbench.quant import prepare_qat_model
@@ -302,6 +295,8 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
                     "steps": str(done), "seed": str(recipe.seed), "commit": _git_commit(),
                     "val_psnr_db": f"{val_psnr:.4f}", "history": json.dumps(history)}
             if recipe.qat:
+                from lowbench.quant import QAT_NUMERICS
+
                 meta["qat_calibration"] = json.dumps(qat_calibration)
                 meta["qat_numerics"] = QAT_NUMERICS
             if teacher is not None:
@@ -317,17 +312,21 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
             "weights_sha": _weights_digest(model)}
 
 
-def _teacher(recipe: Recipe, init: str | None) -> torch.nn.Module:
-    """The frozen float model a distilling run matches: --init, else the shipped weights."""
-    from lowbench.checkpoint import load_checkpoint, shipped_checkpoint_path
+def _float_start(model_name: str, init: str | None) -> Path:
+    """The float weights fine-tuning (and QAT) starts from: --init, else the shipped ones."""
+    from lowbench.checkpoint import shipped_checkpoint_path
+
+    return Path(init) if init else shipped_checkpoint_path(model_name)
+
+
+def _teacher(model_name: str, init: str | None) -> torch.nn.Module:
+    """The frozen float model a distilling run matches: the run's float starting weights."""
+    from lowbench.checkpoint import load_into
     from lowbench.models import build
 
-    teacher = build(recipe.model)
-    src = Path(init) if init else shipped_checkpoint_path(recipe.model)
-    sd, _ = load_checkpoint(src, recipe.model)
-    teacher.load_state_dict(sd)
-    teacher.eval().requires_grad_(False)
-    return teacher
+    teacher = build(model_name)
+    load_into(teacher, _float_start(model_name, init), model_name)
+    return teacher.eval().requires_grad_(False)
 
 
 def _calibrate_qat_ranges(model: torch.nn.Module, task: str, data_root: str | None

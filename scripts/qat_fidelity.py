@@ -15,7 +15,7 @@ import copy
 
 import torch
 
-from lowbench.checkpoint import load_checkpoint, shipped_checkpoint_path
+from lowbench.checkpoint import load_into, shipped_checkpoint_path
 from lowbench.harness import EvalConfig, Session
 from lowbench.models import build
 from lowbench.models.unet import PaddedModel
@@ -27,12 +27,11 @@ def fake_quant_model(model: str, checkpoint: str | None) -> torch.nn.Module:
     """The QAT fake-quant model in eval mode: from ``checkpoint`` or at step 0."""
     float_model = build(model)
     if checkpoint is None:
-        sd, _ = load_checkpoint(shipped_checkpoint_path(model), model)
-        float_model.load_state_dict(sd)
-        qat = prepare_qat_model(float_model, model)
+        load_into(float_model, shipped_checkpoint_path(model), model)
+    qat = prepare_qat_model(float_model, model)
+    if checkpoint is None:
         _calibrate_qat_ranges(qat, "synth-train", None)
     else:
-        qat = prepare_qat_model(float_model, model)
         qat.load_state_dict(load_qat_checkpoint(checkpoint, model)[0])
     return qat.eval()
 
