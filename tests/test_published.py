@@ -12,6 +12,7 @@ import pytest
 
 from lowbench.checkpoint import shipped_checkpoint_path
 from lowbench.harness import EvalConfig, Session
+from lowbench.names import LEARNED_MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 #: issue "Model zoo": every shipped model beats LibRaw by at least this on synth (dB)
@@ -23,7 +24,7 @@ def libraw_psnr() -> float:
     return Session(EvalConfig(model="libraw")).run_quality()["quality"]["psnr_db"]
 
 
-@pytest.mark.parametrize("model", ["sid", "light", "lighter", "fire"])
+@pytest.mark.parametrize("model", LEARNED_MODELS)
 def test_shipped_checkpoint_beats_libraw(model: str, libraw_psnr: float) -> None:
     shipped_checkpoint_path(model)  # a clear error if the package ships none
     q = Session(EvalConfig(model=model)).run_quality()["quality"]
@@ -88,10 +89,8 @@ def published(committed_results: Path) -> dict[tuple[str, str], dict]:
     return {(r["model"], r["quant"]): r for r in newest.rows}
 
 
-LEARNED = ("sid", "light", "lighter", "fire")
 
-
-@pytest.mark.parametrize("model", LEARNED)
+@pytest.mark.parametrize("model", LEARNED_MODELS)
 def test_published_fp32_beats_libraw_and_static_is_within_budget(model: str, published) -> None:
     """The figures the README prints (latest synth run of the latest reference machine)."""
     by = published
