@@ -146,21 +146,31 @@ def _load_optimizer(path: Path, opt: torch.optim.Optimizer) -> int:
     return step
 
 
-def validate(model: torch.nn.Module, bank: PairBank, indices: list[int]) -> float:
-    """Mean PSNR (dB, SID protocol) over the held-out pairs, whole images."""
+def validate(model: torch.nn.Module, bank: PairBank, indices: list[int],
+             teacher: torch.nn.Module | None = None) -> dict[str, float]:
+    """Mean PSNR (dB, SID protocol) over the held-out pairs, whole images: ``val_psnr_db``
+    against the ground truth and, with a distill ``teacher``, ``val_fidelity_db`` against
+    the teacher's output (the distillation objective, e.g. how close QAT is to fp32; None
+    when every output equals the teacher's, an infinite PSNR JSON cannot hold)."""
     from lowbench.metrics import psnr
 
     if not indices:
-        return float("nan")
+        return {"val_psnr_db": float("nan")}
     model.eval()
-    scores = []
+    scores, fidelity = [], []
     with torch.no_grad():
         for i in indices:
             x = torch.from_numpy(bank.inputs[i])[None].to(next(model.parameters()).device)
             out = model(x)[0].permute(1, 2, 0).cpu().numpy()
             scores.append(psnr(out, bank.truths[bank.truth_index[i]]))
+            if teacher is not None:
+                fidelity.append(psnr(out, teacher(x)[0].permute(1, 2, 0).cpu().numpy()))
     model.train()
-    return float(np.mean(scores))
+    result = {"val_psnr_db": float(np.mean(scores))}
+    if fidelity:
+        mean_fidelity = float(np.mean(fidelity))
+        result["val_fidelity_db"] = mean_fidelity if np.isfinite(mean_fidelity) else None
+    return result
 
 
 def _git_commit() -> str:
@@ -234,7 +244,7 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
         from lowbench.quant import prepare_qat_model
 
         model = prepare_qat_model(model, recipe.model)
-        if not resuming:  # a resumed run loads its frozen ranges with the checkpoint
+        if not resuming:  # a resumed run loads its (learned) ranges with the checkpoint
             qat_calibration = _calibrate_qat_ranges(model, recipe.task, data_root)
     history: list[dict[str, float | None]] = []
     if resuming:
@@ -258,7 +268,7 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
     patch_packed = recipe.patch_raw // 2
     val_psnr = float("nan")
     if start_step == 0 and rank == 0 and val_idx:  # where training starts (QAT: static int8)
-        history.append({"step": 0, "loss": None, "val_psnr_db": validate(model, bank, val_idx)})
+        history.append({"step": 0, "loss": None, **validate(model, bank, val_idx, teacher)})
     bar = tqdm(total=recipe.steps, initial=start_step, desc=f"train {recipe.model}",
                disable=not (progress and rank == 0), unit="step")
     t0, seen = time.perf_counter(), 0
@@ -287,9 +297,13 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
                         img_s=f"{seen / max(time.perf_counter() - t0, 1e-9):.2f}")
         if done % val_every == 0 or done == recipe.steps:
             if rank == 0:
-                val_psnr = validate(model, bank, val_idx)
-                history.append({"step": done, "loss": loss_value, "val_psnr_db": val_psnr})
-                bar.write(f"step {done}: loss {loss_value:.4f}, val PSNR {val_psnr:.2f} dB")
+                scores = validate(model, bank, val_idx, teacher)
+                val_psnr = scores["val_psnr_db"]
+                history.append({"step": done, "loss": loss_value, **scores})
+                fidelity = (f", {scores['val_fidelity_db']:.2f} dB to the teacher"
+                            if scores.get("val_fidelity_db") is not None else "")
+                bar.write(f"step {done}: loss {loss_value:.4f}, val PSNR {val_psnr:.2f} dB"
+                          f"{fidelity}")
         if rank == 0 and (done % save_every == 0 or done == recipe.steps):
             meta = {"recipe": json.dumps(asdict(recipe)), "task": recipe.task,
                     "steps": str(done), "seed": str(recipe.seed), "commit": _git_commit(),
@@ -331,7 +345,7 @@ def _teacher(model_name: str, init: str | None) -> torch.nn.Module:
 
 def _calibrate_qat_ranges(model: torch.nn.Module, task: str, data_root: str | None
                          ) -> dict[str, Any]:
-    """Freeze the QAT activation ranges at the static-int8 calibration of ``task`` (the same
+    """Start the QAT activation ranges at the static-int8 calibration of ``task`` (the same
     crops :func:`lowbench.quant.build_static` uses); returns what was used."""
     from lowbench.quant import (
         DEFAULT_CALIBRATION,
@@ -342,9 +356,9 @@ def _calibrate_qat_ranges(model: torch.nn.Module, task: str, data_root: str | No
 
     settings = DEFAULT_CALIBRATION
     crops, pair_ids = calibration_crops(task, data_root, settings)
-    frozen = calibrate_qat(model, crops, settings.batch)
+    calibrated = calibrate_qat(model, crops, settings.batch)
     return {**calibration_summary(task, crops, pair_ids, settings),
-            "frozen_activation_ranges": frozen}
+            "calibrated_activation_ranges": calibrated}
 
 
 def _plain_state_dict(model: torch.nn.Module, recipe: Recipe) -> dict[str, torch.Tensor]:

@@ -132,6 +132,8 @@ def test_distilling_from_its_own_start_changes_nothing(tmp_path: Path) -> None:
     assert json.loads(meta["recipe"])["distill"] == 1.0
     history = json.loads(meta["history"])
     assert history[0]["step"] == 0 and history[0]["loss"] is None  # the starting point
+    # identical to the teacher: an infinite PSNR, which JSON cannot hold, is recorded as None
+    assert all(h["val_fidelity_db"] is None for h in history)
 
 
 @pytest.mark.parametrize("distill", [0.5, 1.5])
@@ -141,3 +143,28 @@ def test_distill_needs_a_teacher_and_a_weight_in_range(tmp_path: Path, distill: 
     match = "needs a float teacher" if distill <= 1 else "between 0 and 1"
     with pytest.raises(LowbenchError, match=match):
         _run(Recipe(steps=1, distill=distill, **TINY), tmp_path / "x.safetensors")
+
+
+def test_qat_distill_run_validates_against_its_teacher(tmp_path: Path, monkeypatch) -> None:
+    """A QAT run distilling the fp32 start records, at every validation, how close (dB) its
+    fake-quant model is to that teacher, and writes a checkpoint that converts to int8."""
+    from quant_fixtures import TINY_CALIBRATION
+
+    from lowbench import quant
+    from lowbench.variants import build_variant
+
+    monkeypatch.setattr(quant, "DEFAULT_CALIBRATION", TINY_CALIBRATION)  # seconds, not minutes
+    start = tmp_path / "start.safetensors"
+    _run(Recipe(steps=2, **TINY), start)
+    out = tmp_path / "qat.safetensors"
+    summary = train(Recipe(steps=2, distill=1.0, qat=True, **TINY), out, init=str(start),
+                    scenes=4, threads=1, val_every=1, progress=False)
+    _, meta = load_checkpoint(out, "lighter", check_architecture=False)
+    history = json.loads(meta["history"])
+    assert [h["step"] for h in history] == [0, 1, 2]
+    fidelity = [h["val_fidelity_db"] for h in history]
+    assert all(isinstance(f, float) and 15.0 < f < 80.0 for f in fidelity), fidelity
+    assert summary["val_psnr_db"] == pytest.approx(history[-1]["val_psnr_db"])
+    v = build_variant("lighter", "qat", checkpoint=out)
+    assert v.info["calibration"]["qat_numerics"] == quant.QAT_NUMERICS
+    assert v.info["quantized_layers"] > 5
