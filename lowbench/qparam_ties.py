@@ -65,7 +65,5 @@ def tie_pool_qparams(prepared: fx.GraphModule) -> int:
             continue  # shared with other tensors (e.g. a concatenation): leave it alone
         if in_obs is not None and modules[in_obs] is not modules[out_obs]:
             modules[out_obs].load_state_dict(modules[in_obs].state_dict())
-            if hasattr(modules[out_obs], "disable_fake_quant"):  # QAT: int8 drops it
-                modules[out_obs].disable_fake_quant()
             tied += 1
     return tied

@@ -240,20 +240,25 @@ def qat_qconfig_mapping(engine: str) -> Any:
     """FX QConfigMapping for QAT: the static recipe with fake-quant on weights and activations.
 
     Activations: fake-quant over the same ``HistogramObserver`` as static int8, clamped where
-    the int8 model clamps (:mod:`lowbench.qat_fake_quant`). :func:`calibrate_qat` sets the
-    ranges from the static calibration crops and stops the observers, so QAT starts exactly
-    where static PTQ is; from there each activation scale is a parameter learned with the
-    weights (LSQ; the zero points stay). Measured on sid (the one model whose QAT stayed below
-    static), 200 distillation steps: with the scales frozen the fake-quant model came 38.59 dB
-    close to the fp32 output on the held-out synth-train scenes (38.36 at step 0); learned,
-    40.48 dB after 100 steps. Activation rounding is almost all of int8's error: with weights
-    alone fake-quantized sid's step-0 output is 54.8 dB from fp32, with activations alone
-    38.7 dB. Measured alternatives for the ranges (shipped checkpoints, 200 steps at 1e-5,
-    synth PSNR vs fp32): PyTorch's default moving average of per-batch ranges fits small
-    training patches and clips brighter test images (lighter, 150 steps: -0.75 dB); a running
-    global min/max gives ranges wider than the histogram's and coarser steps (light -0.59,
-    lighter -0.71 dB against static's -0.04 and -0.56). Transposed convs stay float on every
-    engine.
+    the int8 model clamps (:mod:`lowbench.qat_fake_quant`), whose
+    ranges :func:`calibrate_qat` sets from the static calibration crops and then *freezes*, so
+    QAT starts exactly where static PTQ is and fine-tunes the weights to those ranges. Measured
+    alternatives (shipped checkpoints, 200 steps at 1e-5, synth PSNR vs fp32): PyTorch's
+    default moving average of per-batch ranges fits small training patches and clips brighter
+    test images (lighter, 150 steps: -0.75 dB); a running global min/max (the previous recipe)
+    gives ranges wider than the histogram's and coarser steps (light -0.59, lighter -0.71 dB
+    against static's -0.04 and -0.56). Transposed convs stay float on every engine.
+
+    Tried and not kept: learning the activation scales after calibration (LSQ, Esser et al.
+    2020, through ``torch._fake_quantize_learnable_per_tensor_affine``; commit 6ccc5b6,
+    ``bash scripts/train_qat.sh`` there). Activation rounding is almost all of int8's error
+    (``python scripts/qat_fidelity.py --model sid --ablate``), and learned scales brought the
+    fake-quant models 2-4 dB closer to their fp32 output on the held-out synth-train scenes
+    than frozen ones (sid 42.47 against 38.70 dB, lighter 36.55 against 34.08, fire 36.48
+    against 33.52; 600 distillation steps each). On the natural-image synth test they were
+    not closer (sid 38.61 dB, as static; lighter 34.35 and fire 33.50 against frozen QAT's
+    34.50 and 34.32): the scales shrank to fit dead-leaves activations (sid's median scale to
+    0.68x, its input's clip from 1.97 to 0.81, one scale below zero) and clip brighter photos.
 
     Weights: per-channel symmetric ``FakeQuantize`` over an observer of the current weights
     (moving average with constant 1), so training rounds to exactly the grid ``convert_fx``
@@ -276,7 +281,6 @@ def qat_qconfig_mapping(engine: str) -> Any:
 
     act = StorageRangeFakeQuantize.with_args(  # clamps like the converted model
         observer=HistogramObserver, dtype=torch.quint8, quant_min=0, quant_max=_act_max(engine),
-        learn_scale=True,
     )
     per_channel = FakeQuantize.with_args(
         observer=MovingAveragePerChannelMinMaxObserver, averaging_constant=1.0,
@@ -301,9 +305,8 @@ def _activation_fake_quants(model: nn.Module) -> list[nn.Module]:
 
 def calibrate_qat(prepared: nn.Module, crops: list[torch.Tensor], batch: int) -> int:
     """Set the activation ranges of a :func:`prepare_qat_model` model from ``crops`` (the
-    static calibration crops) and stop their observers (from here the scales are learned);
-    returns the number of calibrated activation fake-quants. Weight fake-quant keeps observing
-    (the weights change while training)."""
+    static calibration crops) and freeze them; returns the number of frozen activation
+    fake-quants. Weight fake-quant keeps observing (the weights change while training)."""
     from torch.ao.quantization import disable_fake_quant, enable_fake_quant
 
     acts = _activation_fake_quants(prepared)
@@ -314,7 +317,7 @@ def calibrate_qat(prepared: nn.Module, crops: list[torch.Tensor], batch: int) ->
     prepared.eval()
     _calibrate(prepared, crops, batch)
     prepared.apply(enable_fake_quant)
-    for fq in acts:  # forward stored each batch's qparams: the last is the starting point
+    for fq in acts:  # FakeQuantize.forward stored each batch's qparams: freeze the last
         fq.disable_observer()
     tie_pool_qparams(prepared.core if isinstance(prepared, PaddedModel) else prepared)
     prepared.train(was_training)
@@ -718,10 +721,8 @@ def load_qat_checkpoint(path: str | Path, model_name: str) -> tuple[dict, dict[s
 
 
 #: Version of the QAT fake-quant numerics a checkpoint is trained with, stored in its metadata
-#: (2: weight grid, activation clamp and pool qparams as the converted int8 model has them, with
-#: activation scales frozen at calibration; 3: as 2, with the activation scales learned).
-QAT_NUMERICS = "3"
-_LEARNED_SCALES_SINCE = 3
+#: (2: weight grid, activation clamp and pool qparams as the converted int8 model has them).
+QAT_NUMERICS = "2"
 
 
 def _qat_numerics(meta: dict[str, str], recipe: dict[str, Any]) -> str:
@@ -729,16 +730,8 @@ def _qat_numerics(meta: dict[str, str], recipe: dict[str, Any]) -> str:
     if meta.get("qat_numerics"):
         return meta["qat_numerics"]
     if "distill" in recipe:  # recorded since the commit that matched fake-quant to int8
-        return "2"
+        return QAT_NUMERICS
     return "1 (trained before lowbench matched fake-quant to int8: retrain it)"
-
-
-def _qat_method(numerics: str) -> str:
-    learned = numerics.split()[0].isdigit() and int(numerics.split()[0]) >= _LEARNED_SCALES_SINCE
-    scales = ("then learned with the weights (LSQ)" if learned
-              else "frozen before fine-tuning")
-    return ("QAT: activation ranges from histogram calibration on the train split, "
-            f"{scales}; weights fine-tuned with fake-quant (saved with the checkpoint)")
 
 
 def build_qat(
@@ -757,6 +750,16 @@ def build_qat(
     unsupported = _cpu_only("qat", device)
     if unsupported is not None:
         return None, unsupported
+    meta = metadata or {}
+    recipe = json.loads(meta.get("recipe") or "{}")
+    numerics = _qat_numerics(meta, recipe)
+    version = numerics.split()[0]
+    if version.isdigit() and int(version) > int(QAT_NUMERICS):
+        raise CheckpointError(
+            f"{source}: trained with QAT numerics {version}, newer than this lowbench's "
+            f"{QAT_NUMERICS} (e.g. learned activation scales, which it would not deploy); "
+            f"evaluate it with the lowbench that wrote it or retrain it with "
+            f"`lowbench train --model {model_name} --qat`")
     engine = use_engine()
     qat = prepare_qat_model(build(model_name), model_name, engine)
     if not any(".activation_post_process" in k or "fake_quant" in k for k in state_dict):
@@ -771,11 +774,10 @@ def build_qat(
                               f"re-train it with `lowbench train --model {model_name} --qat`"
                               ) from None
     module = PaddedModel(_convert(qat.core), qat.multiple, qat.scale).eval()
-    meta = metadata or {}
-    recipe = json.loads(meta.get("recipe") or "{}")
-    numerics = _qat_numerics(meta, recipe)
     calibration = {"task": meta.get("task") or None, "steps": meta.get("steps") or None,
-                   "method": _qat_method(numerics),
+                   "method": "QAT: activation ranges from histogram calibration on the train "
+                             "split, frozen before fine-tuning; weights fine-tuned with "
+                             "fake-quant (saved with the checkpoint)",
                    "distill": recipe.get("distill", 0.0) if recipe else None,
                    "qat_numerics": numerics,
                    "activation_calibration": json.loads(meta.get("qat_calibration") or "null")}

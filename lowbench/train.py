@@ -244,7 +244,7 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
         from lowbench.quant import prepare_qat_model
 
         model = prepare_qat_model(model, recipe.model)
-        if not resuming:  # a resumed run loads its (learned) ranges with the checkpoint
+        if not resuming:  # a resumed run loads its frozen ranges with the checkpoint
             qat_calibration = _calibrate_qat_ranges(model, recipe.task, data_root)
     history: list[dict[str, float | None]] = []
     if resuming:
@@ -345,7 +345,7 @@ def _teacher(model_name: str, init: str | None) -> torch.nn.Module:
 
 def _calibrate_qat_ranges(model: torch.nn.Module, task: str, data_root: str | None
                          ) -> dict[str, Any]:
-    """Start the QAT activation ranges at the static-int8 calibration of ``task`` (the same
+    """Freeze the QAT activation ranges at the static-int8 calibration of ``task`` (the same
     crops :func:`lowbench.quant.build_static` uses); returns what was used."""
     from lowbench.quant import (
         DEFAULT_CALIBRATION,
@@ -356,9 +356,9 @@ def _calibrate_qat_ranges(model: torch.nn.Module, task: str, data_root: str | No
 
     settings = DEFAULT_CALIBRATION
     crops, pair_ids = calibration_crops(task, data_root, settings)
-    calibrated = calibrate_qat(model, crops, settings.batch)
+    frozen = calibrate_qat(model, crops, settings.batch)
     return {**calibration_summary(task, crops, pair_ids, settings),
-            "calibrated_activation_ranges": calibrated}
+            "frozen_activation_ranges": frozen}
 
 
 def _plain_state_dict(model: torch.nn.Module, recipe: Recipe) -> dict[str, torch.Tensor]:

@@ -28,8 +28,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
     p.add_argument("--qat", action="store_true",
                    help="quantization-aware fine-tuning from --init or the shipped fp32: "
-                        "activation ranges start at the static int8 calibration, then their "
-                        "scales are learned with the weights (fake-quant)")
+                        "activation ranges frozen at the static int8 calibration, weights "
+                        "fine-tuned with fake-quant")
     p.add_argument("--distill", type=float, default=0.0, metavar="W",
                    help="weight (0-1) of an L1 loss to the output of the float starting "
                         "weights (--init or the shipped fp32, frozen); 1-W stays on the ground "

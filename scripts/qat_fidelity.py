@@ -2,10 +2,16 @@
 
     python scripts/qat_fidelity.py --model light [--checkpoint light-qat.safetensors]
 
+    python scripts/qat_fidelity.py --model sid --ablate
+
 Without --checkpoint it uses QAT at step 0: the shipped fp32 weights, prepared for QAT and
 calibrated exactly as `lowbench train --qat` does before its first step. Prints the synth PSNR
 (dB) of the fake-quant model and of its int8 conversion, both through the evaluation harness,
 and their largest and mean absolute output difference (sRGB units, 0-1) on the first pair.
+With --ablate it instead prints how close (PSNR in dB against the fp32 model's output, synth)
+the int8 conversion is (at step 0 that is static int8, bit for bit), and the fake-quant model
+with all its fake-quants on, with only the weights' and with only the activations': which
+rounding int8's error comes from.
 """
 
 from __future__ import annotations
@@ -17,9 +23,15 @@ import torch
 
 from lowbench.checkpoint import load_into, shipped_checkpoint_path
 from lowbench.harness import EvalConfig, Session
+from lowbench.metrics import psnr
 from lowbench.models import build
 from lowbench.models.unet import PaddedModel
-from lowbench.quant import _convert, load_qat_checkpoint, prepare_qat_model
+from lowbench.quant import (
+    _activation_fake_quants,
+    _convert,
+    load_qat_checkpoint,
+    prepare_qat_model,
+)
 from lowbench.train import _calibrate_qat_ranges
 
 
@@ -36,14 +48,44 @@ def fake_quant_model(model: str, checkpoint: str | None) -> torch.nn.Module:
     return qat.eval()
 
 
+def ablate(model: str, fake: torch.nn.Module) -> None:
+    """Print PSNR (dB) against the fp32 output on synth of the int8 conversion and of the
+    fake-quant model with all / only weight / only activation fake-quants on."""
+    from torch.ao.quantization.fake_quantize import FakeQuantizeBase
+
+    session = Session(EvalConfig(model=model, memory=False, energy=False, gallery=False))
+    reference = [session.process_pair(p) for p in session.pairs]
+
+    def closeness(module: torch.nn.Module) -> float:
+        session.variant.module = module
+        outs = [session.process_pair(p) for p in session.pairs]
+        return sum(psnr(o, r) for o, r in zip(outs, reference, strict=True)) / len(outs)
+
+    int8 = PaddedModel(_convert(copy.deepcopy(fake.core)), fake.multiple, fake.scale).eval()
+    print(f"{model}: int8 conversion: {closeness(int8):.2f} dB from the fp32 output (synth mean)")
+    acts = {id(m) for m in _activation_fake_quants(fake)}
+    quantizers = [m for m in fake.modules() if isinstance(m, FakeQuantizeBase)]
+    for label, keep in (("all fake-quant", lambda m: True),
+                        ("weights only", lambda m: id(m) not in acts),
+                        ("activations only", lambda m: id(m) in acts)):
+        for m in quantizers:
+            m.fake_quant_enabled[0] = 1 if keep(m) else 0
+        print(f"{model}: {label}: {closeness(fake):.2f} dB from the fp32 output (synth mean)")
+
+
 def main() -> int:
     """Print fake-quant vs int8 PSNR (dB) and output differences for one QAT model."""
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="light")
     ap.add_argument("--checkpoint", default=None, help="a QAT checkpoint (default: step 0)")
+    ap.add_argument("--ablate", action="store_true",
+                    help="closeness to fp32 with weight or activation fake-quant alone")
     args = ap.parse_args()
     fake = fake_quant_model(args.model, args.checkpoint)
+    if args.ablate:
+        ablate(args.model, fake)
+        return 0
     int8 = PaddedModel(_convert(copy.deepcopy(fake.core)), fake.multiple, fake.scale).eval()
     session = Session(EvalConfig(model=args.model, memory=False, energy=False, gallery=False))
     psnr = {}
