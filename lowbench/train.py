@@ -147,7 +147,7 @@ def _load_optimizer(path: Path, opt: torch.optim.Optimizer) -> int:
 
 
 def validate(model: torch.nn.Module, bank: PairBank, indices: list[int],
-             teacher: torch.nn.Module | None = None) -> dict[str, float]:
+             teacher: torch.nn.Module | None = None) -> dict[str, float | None]:
     """Mean PSNR (dB, SID protocol) over the held-out pairs, whole images: ``val_psnr_db``
     against the ground truth and, with a distill ``teacher``, ``val_fidelity_db`` against
     the teacher's output (the distillation objective, e.g. how close QAT is to fp32; None
