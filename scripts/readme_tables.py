@@ -8,12 +8,11 @@ PSNR differences (mean and standard error over the task's pairs, dB).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import statistics
-from pathlib import Path
 
+from lowbench.record import iter_records
 from lowbench.results import load_table
 from lowbench.site.model import group_tables, latest
 
@@ -31,6 +30,7 @@ def main() -> int:
     ap.add_argument("--results", default="results")
     args = ap.parse_args()
     evaluate_rows = [r for r in load_table([args.results]).rows if r["source"] == "evaluate"]
+    records = {r["run_id"]: r for _, r in iter_records([args.results])}  # for per-pair figures
     for lt in map(latest, group_tables(evaluate_rows)):
         rows, machine, task = lt.rows, lt.table.machine, lt.table.task
         by = {(r["model"], r["quant"]): r for r in rows}
@@ -70,27 +70,24 @@ def main() -> int:
                       f"| {_f(r['swap_peak_mib'], '{:.0f}')} "
                       f"| {_f(r['size_bytes'] and r['size_bytes'] / 1e6, '{:.2f}')} | {ql_text} |")
         print()
-        _print_qat_vs_static(Path(args.results), by)
+        _print_qat_vs_static(records, by)
     return 0
 
 
-def _per_pair_psnr(results: Path, row: dict) -> dict[str, float]:
-    """pair id -> PSNR (dB) from the record file of ``row`` (its run id names the file)."""
-    run = str(row["run_id"])[:12]
-    (path,) = results.glob(f"{row['task']}__{row['model']}__{row['quant']}__*__{run}.json")
-    record = json.loads(path.read_text())
-    return {p["pair"]: p["psnr_db"] for p in record["quality"]["per_pair"]}
+def _per_pair_psnr(records: dict[str, dict], row: dict) -> dict[str, float]:
+    """pair id -> PSNR (dB) from the record of ``row`` (``records``: run id -> record)."""
+    return {p["pair"]: p["psnr_db"] for p in records[row["run_id"]]["quality"]["per_pair"]}
 
 
-def _print_qat_vs_static(results: Path, by: dict) -> None:
+def _print_qat_vs_static(records: dict[str, dict], by: dict) -> None:
     """QAT minus static PSNR per model, paired over the same pairs: mean, standard error (dB)
-    and how many pairs QAT wins."""
+    and how many pairs QAT wins (``records``: run id -> record)."""
     lines = []
     for m in MODELS:
         if (m, "qat") not in by or (m, "static") not in by:
             continue
-        qat = _per_pair_psnr(results, by[m, "qat"])
-        static = _per_pair_psnr(results, by[m, "static"])
+        qat = _per_pair_psnr(records, by[m, "qat"])
+        static = _per_pair_psnr(records, by[m, "static"])
         d = [qat[k] - static[k] for k in sorted(static)]
         mean, se = statistics.fmean(d), statistics.stdev(d) / math.sqrt(len(d))
         wins = sum(x > 0 for x in d)
