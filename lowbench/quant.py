@@ -725,13 +725,16 @@ def load_qat_checkpoint(path: str | Path, model_name: str) -> tuple[dict, dict[s
 QAT_NUMERICS = "2"
 
 
+#: What a record says beside a numerics version that needs retraining.
+_QAT_NUMERICS_NOTES = {"1": "1 (trained before lowbench matched fake-quant to int8: retrain it)"}
+
+
 def _qat_numerics(meta: dict[str, str], recipe: dict[str, Any]) -> str:
-    """Which fake-quant numerics a QAT checkpoint was trained with."""
+    """Which fake-quant numerics version a QAT checkpoint was trained with ("1", "2", ...)."""
     if meta.get("qat_numerics"):
         return meta["qat_numerics"]
-    if "distill" in recipe:  # recorded since the commit that matched fake-quant to int8
-        return QAT_NUMERICS
-    return "1 (trained before lowbench matched fake-quant to int8: retrain it)"
+    # a distill field without the marker: written between the numerics-2 commit and the marker
+    return "2" if "distill" in recipe else "1"
 
 
 def build_qat(
@@ -753,10 +756,9 @@ def build_qat(
     meta = metadata or {}
     recipe = json.loads(meta.get("recipe") or "{}")
     numerics = _qat_numerics(meta, recipe)
-    version = numerics.split()[0]
-    if version.isdigit() and int(version) > int(QAT_NUMERICS):
+    if numerics.isdigit() and int(numerics) > int(QAT_NUMERICS):
         raise CheckpointError(
-            f"{source}: trained with QAT numerics {version}, newer than this lowbench's "
+            f"{source}: trained with QAT numerics {numerics}, newer than this lowbench's "
             f"{QAT_NUMERICS} (e.g. learned activation scales, which it would not deploy); "
             f"evaluate it with the lowbench that wrote it or retrain it with "
             f"`lowbench train --model {model_name} --qat`")
@@ -779,7 +781,7 @@ def build_qat(
                              "split, frozen before fine-tuning; weights fine-tuned with "
                              "fake-quant (saved with the checkpoint)",
                    "distill": recipe.get("distill", 0.0) if recipe else None,
-                   "qat_numerics": numerics,
+                   "qat_numerics": _QAT_NUMERICS_NOTES.get(numerics, numerics),
                    "activation_calibration": json.loads(meta.get("qat_calibration") or "null")}
     return module, _info(engine=engine, dtype="int8", calibration=calibration,
                          note=_float_layers_note(module, _WHY_QAT), **_int8_layers(module))
