@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from lowbench.metrics import METRIC_DIRECTIONS, psnr, quantize_8bit, ssim
+from lowbench.metrics import METRIC_DIRECTIONS, mse_decomposition, psnr, quantize_8bit, ssim
 
 
 def _q(x: np.ndarray) -> np.ndarray:
@@ -113,3 +113,43 @@ def test_metric_directions() -> None:
         assert METRIC_DIRECTIONS[name] == "lower"
     assert set(METRIC_DIRECTIONS.values()) == {"higher", "lower"}
     assert len(METRIC_DIRECTIONS) == 13
+
+
+def _scene(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A ground truth and a reference prediction that is too bright in red, as the models are."""
+    rng = np.random.default_rng(seed)
+    gt = rng.uniform(0.1, 0.8, size=(32, 32, 3))
+    reference = gt + rng.normal(0, 0.03, size=gt.shape) + np.array([0.05, 0.0, 0.0])
+    return gt, reference
+
+
+def test_mse_decomposition_sums_to_the_metric_mse() -> None:
+    gt, reference = _scene(1)
+    pred = reference + np.random.default_rng(2).normal(0, 0.02, size=gt.shape)
+    d = mse_decomposition(pred, reference, gt)
+    assert d["mse"] == pytest.approx(d["mse_reference"] + d["cross"] + d["mse_to_reference"],
+                                     rel=1e-12)
+    # the same MSE the PSNR is computed from (8-bit quantised, range 255)
+    assert 10 * math.log10(255 ** 2 / d["mse"]) == pytest.approx(psnr(pred, gt), abs=1e-9)
+    assert d["mse_reference"] == pytest.approx(
+        np.mean((quantize_8bit(reference) - quantize_8bit(gt)) ** 2))
+
+
+def test_mse_decomposition_signs_a_shift_against_the_reference_error() -> None:
+    gt, reference = _scene(3)
+    darker_red = mse_decomposition(reference - np.array([0.02, 0, 0]), reference, gt)
+    brighter_red = mse_decomposition(reference + np.array([0.02, 0, 0]), reference, gt)
+    # moving against the reference's red excess lowers the MSE below the reference's own
+    assert darker_red["cross"] < 0 < brighter_red["cross"]
+    assert darker_red["mse"] < darker_red["mse_reference"] < brighter_red["mse"]
+    # a pure mean shift: all of the cross term comes from the channel means
+    assert darker_red["cross_mean_shift"] == pytest.approx(darker_red["cross"], rel=0.05)
+    assert darker_red["mean_shift_rgb"][0] == pytest.approx(-0.02 * 255, abs=0.6)
+    assert darker_red["mean_shift_rgb"][1:] == pytest.approx([0, 0], abs=0.01)
+
+
+def test_mse_decomposition_of_uncorrelated_noise_has_no_mean_shift_part() -> None:
+    gt, reference = _scene(4)
+    pred = reference + np.random.default_rng(5).normal(0, 0.02, size=gt.shape)
+    d = mse_decomposition(pred, reference, gt)
+    assert abs(d["cross_mean_shift"]) < 0.1 * d["mse_to_reference"]

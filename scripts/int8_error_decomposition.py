@@ -1,0 +1,90 @@
+"""Why can an int8 model closer to fp32 score a lower PSNR? Splits int8's error on synth.
+
+    python scripts/int8_error_decomposition.py [--models sid] [--quants static qat] [--limit N]
+
+For each pair of the task (default synth), with r = fp32 output - ground truth and
+e = int8 output - fp32 output, both 8-bit quantised as the SID protocol scores them:
+
+    mse(int8, gt) = mse(fp32, gt) + cross + mse(int8, fp32),   cross = 2 mean(r * e)
+
+(`lowbench.metrics.mse_decomposition`). ``mse(int8, fp32)`` is how far rounding moved the
+output; ``cross`` is whether that move happened to point against fp32's own error (negative:
+it raised PSNR) or along it. The table gives the means over pairs (squared 8-bit levels), the
+part of ``cross`` due to per-channel mean shifts alone, the mean shift itself (8-bit levels,
+R G B), the PSNR (dB) and the PSNR the variant would have with the cross term removed (dB):
+what rounding costs when it is not correlated with the model's error. Outputs come from the
+evaluation harness (`lowbench.harness.Session.process_pair`), so they are the ones `lowbench
+evaluate` scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+from tabulate import tabulate
+
+from lowbench.harness import EvalConfig, Session
+from lowbench.metrics import mse_decomposition, psnr, quantize_8bit
+from lowbench.names import LEARNED_MODELS
+from lowbench.tasks import load_truth
+
+
+def _session(model: str, quant: str, task: str, limit: int | None) -> Session:
+    """A quality-only harness session for one variant."""
+    return Session(EvalConfig(model=model, quant=quant, task=task, limit=limit, memory=False,
+                              energy=False, gallery=False))
+
+
+def rows(model: str, quants: list[str], task: str, limit: int | None) -> list[list[object]]:
+    """One table row per variant of ``model`` (fp32 first): the mean decomposition over pairs."""
+    session = _session(model, "fp32", task, limit)
+    pairs = session.pairs
+    truths = [load_truth(p) for p in pairs]
+    reference = [session.process_pair(p) for p in pairs]
+    residual = np.mean([(quantize_8bit(r) - quantize_8bit(g)).mean(axis=(0, 1))
+                        for r, g in zip(reference, truths, strict=True)], axis=0)
+    table: list[list[object]] = [[
+        model, "fp32", np.mean([psnr(r, g) for r, g in zip(reference, truths, strict=True)]),
+        None, np.mean([np.mean((quantize_8bit(r) - quantize_8bit(g)) ** 2)
+                       for r, g in zip(reference, truths, strict=True)]),
+        None, None, None, " ".join(f"{v:+.2f}" for v in residual) + " (fp32 - gt)"]]
+    for quant in quants:
+        variant = _session(model, quant, task, limit)
+        outs = [variant.process_pair(p) for p in pairs]
+        parts = [mse_decomposition(o, r, g) for o, r, g in zip(outs, reference, truths,
+                                                                strict=True)]
+        uncorrelated = [10 * math.log10(255.0 ** 2 / (d["mse_reference"] + d["mse_to_reference"]))
+                        for d in parts]
+        shift = np.mean([d["mean_shift_rgb"] for d in parts], axis=0)
+        table.append([model, quant,
+                      np.mean([psnr(o, g) for o, g in zip(outs, truths, strict=True)]),
+                      np.mean(uncorrelated), np.mean([d["mse"] for d in parts]),
+                      np.mean([d["cross"] for d in parts]),
+                      np.mean([d["cross_mean_shift"] for d in parts]),
+                      np.mean([d["mse_to_reference"] for d in parts]),
+                      " ".join(f"{v:+.2f}" for v in shift)])
+    return table
+
+
+def main() -> int:
+    """Print the decomposition table (dB and squared 8-bit levels) for each model."""
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=["sid"], choices=LEARNED_MODELS)
+    ap.add_argument("--quants", nargs="+", default=["static", "qat"], choices=["static", "qat"])
+    ap.add_argument("--task", default="synth")
+    ap.add_argument("--limit", type=int, default=None, help="first N pairs only")
+    args = ap.parse_args()
+    table: list[list[object]] = []
+    for model in args.models:
+        table += rows(model, args.quants, args.task, args.limit)
+    print(tabulate(table, floatfmt=".3f", missingval="-", headers=[
+        "model", "quant", "PSNR dB", "PSNR without cross dB", "mse", "cross",
+        "cross from mean shift", "mse to fp32", "mean shift R G B"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
