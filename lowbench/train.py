@@ -53,6 +53,13 @@ class Recipe:
     optimizer: str = "Adam"
 
 
+def held_out_scenes(scene_order: list[int], val_scenes: int) -> set[int]:
+    """The validation scenes ``lowbench train`` holds out: the last ``val_scenes`` of the
+    task's scene order, always leaving at least one scene to train on."""
+    n_val = min(val_scenes, max(len(scene_order) - 1, 0))
+    return set(scene_order[len(scene_order) - n_val:]) if n_val else set()
+
+
 class PairBank:
     """Training pairs held in memory: packed inputs (4, h, w) and ground truths (2h, 2w, 3)."""
 
@@ -219,8 +226,7 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
     scene_order = list(dict.fromkeys(p.scene_id for p in listed))
     if scenes is not None:
         scene_order = scene_order[:scenes]
-    n_val = min(recipe.val_scenes, max(len(scene_order) - 1, 0))
-    val_scene_set = set(scene_order[len(scene_order) - n_val:]) if n_val else set()
+    val_scene_set = held_out_scenes(scene_order, recipe.val_scenes)
     keep = set(scene_order)
     limit = max(i for i, p in enumerate(listed) if p.scene_id in keep) + 1
     pairs = [p for p in task.pairs(data_root, limit=limit) if p.scene_id in keep]

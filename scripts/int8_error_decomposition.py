@@ -2,6 +2,11 @@
 
     python scripts/int8_error_decomposition.py [--models sid] [--quants static qat] [--limit N]
 
+    python scripts/int8_error_decomposition.py --task synth-train --held-out 8
+
+The second form scores the validation scenes `lowbench train` holds out of a train split
+(``--val-scenes``, default 8), the content the QAT recipe is distilled on but not these scenes.
+
 For each pair of the task (default synth), with r = fp32 output - ground truth and
 e = int8 output - fp32 output, both 8-bit quantised as the SID protocol scores them:
 
@@ -28,19 +33,30 @@ from tabulate import tabulate
 from lowbench.harness import EvalConfig, Session
 from lowbench.metrics import mse_decomposition, psnr, quantize_8bit
 from lowbench.names import LEARNED_MODELS
-from lowbench.tasks import load_truth
+from lowbench.tasks import Pair, get_task, load_truth
+from lowbench.train import held_out_scenes
 
 
-def _session(model: str, quant: str, task: str, limit: int | None) -> Session:
-    """A quality-only harness session for one variant."""
-    return Session(EvalConfig(model=model, quant=quant, task=task, limit=limit, memory=False,
-                              energy=False, gallery=False))
+def _session(model: str, quant: str, task: str, pairs: list[Pair] | None) -> Session:
+    """A quality-only harness session for one variant (on ``pairs``: default the task's)."""
+    return Session(EvalConfig(model=model, quant=quant, task=task, memory=False, energy=False,
+                              gallery=False), pairs=pairs)
 
 
-def rows(model: str, quants: list[str], task: str, limit: int | None) -> list[list[object]]:
+def task_pairs(task: str, limit: int | None, held_out: int | None) -> list[Pair]:
+    """The task's pairs (the first ``limit``), or those of its ``held_out`` validation scenes."""
+    t = get_task(task)
+    if held_out is None:
+        return t.pairs(None, limit=limit)
+    if t.split != "train":
+        raise SystemExit(f"--held-out needs a train split; {task} is a {t.split} split")
+    scenes = held_out_scenes(list(dict.fromkeys(p.scene_id for p in t.listed())), held_out)
+    return [p for p in t.pairs(None) if p.scene_id in scenes][:limit]
+
+
+def rows(model: str, quants: list[str], task: str, pairs: list[Pair]) -> list[list[object]]:
     """One table row per variant of ``model`` (fp32 first): the mean decomposition over pairs."""
-    session = _session(model, "fp32", task, limit)
-    pairs = session.pairs
+    session = _session(model, "fp32", task, pairs)
     truths = [load_truth(p) for p in pairs]
     reference = [session.process_pair(p) for p in pairs]
     residual = np.mean([(quantize_8bit(r) - quantize_8bit(g)).mean(axis=(0, 1))
@@ -51,7 +67,7 @@ def rows(model: str, quants: list[str], task: str, limit: int | None) -> list[li
                        for r, g in zip(reference, truths, strict=True)]),
         None, None, None, " ".join(f"{v:+.2f}" for v in residual) + " (fp32 - gt)"]]
     for quant in quants:
-        variant = _session(model, quant, task, limit)
+        variant = _session(model, quant, task, pairs)
         outs = [variant.process_pair(p) for p in pairs]
         parts = [mse_decomposition(o, r, g) for o, r, g in zip(outs, reference, truths,
                                                                 strict=True)]
@@ -76,10 +92,13 @@ def main() -> int:
     ap.add_argument("--quants", nargs="+", default=["static", "qat"], choices=["static", "qat"])
     ap.add_argument("--task", default="synth")
     ap.add_argument("--limit", type=int, default=None, help="first N pairs only")
+    ap.add_argument("--held-out", type=int, default=None, metavar="N",
+                    help="score the last N scenes of a train split (lowbench train's validation)")
     args = ap.parse_args()
+    pairs = task_pairs(args.task, args.limit, args.held_out)
     table: list[list[object]] = []
     for model in args.models:
-        table += rows(model, args.quants, args.task, args.limit)
+        table += rows(model, args.quants, args.task, pairs)
     print(tabulate(table, floatfmt=".3f", missingval="-", headers=[
         "model", "quant", "PSNR dB", "PSNR without cross dB", "mse", "cross",
         "cross from mean shift", "mse to fp32", "mean shift R G B"]))
