@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from lowbench.checkpoint import load_checkpoint
 from lowbench.models import build
-from lowbench.train import PairBank, Recipe, train
+from lowbench.train import PairBank, Recipe, held_out_scenes, train
 
 #: A tiny recipe: 4 synth-train scenes (1 held out), 64 x 64 raw crops, lighter, one thread.
 TINY = {"model": "lighter", "task": "synth-train", "batch_size": 2, "patch_raw": 64,
@@ -168,3 +168,11 @@ def test_qat_distill_run_validates_against_its_teacher(tmp_path: Path, monkeypat
     v = build_variant("lighter", "qat", checkpoint=out)
     assert v.info["calibration"]["qat_numerics"] == quant.QAT_NUMERICS
     assert v.info["quantized_layers"] > 5
+
+
+def test_held_out_scenes_are_the_last_and_leave_one_to_train_on() -> None:
+    order = [80005, 80001, 80003, 80002]  # the task's order, not sorted
+    assert held_out_scenes(order, 2) == {80003, 80002}
+    assert held_out_scenes(order, 8) == {80001, 80003, 80002}
+    assert held_out_scenes([80001], 8) == set()
+    assert held_out_scenes(order, 0) == set()
