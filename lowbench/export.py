@@ -143,20 +143,32 @@ def export_variant(variant: Variant, fmt: str, out: str | Path, size: int = 256)
     return out
 
 
+class OnnxRuntimeModule(nn.Module):
+    """An exported ONNX file run by onnxruntime on the CPU, callable like the in-process
+    module: float32 ``(N, 4, h, w)`` packed input -> float32 ``(N, 3, 2h, 2w)`` sRGB (0-1) on
+    the CPU. ``h`` and ``w`` must be the export ``size`` (the ONNX input is fixed-size)."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise LowbenchError("onnxruntime is not installed; pip install 'lowbench[onnx]' "
+                                "to run ONNX files") from None
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (y,) = self.session.run(None, {"packed": x.detach().float().cpu().numpy()})
+        return torch.from_numpy(y)
+
+
 def reload_outputs(path: str | Path, fmt: str, x: torch.Tensor) -> torch.Tensor:
     """Run an exported file on ``x`` (TorchScript: torch.jit.load; ONNX: onnxruntime, CPU)."""
     path = Path(path)
     if fmt == "torchscript":
         with _quiet_export(), torch.inference_mode():
             return torch.jit.load(str(path), map_location=x.device)(x).float().cpu()
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise LowbenchError("onnxruntime is not installed; pip install 'lowbench[onnx]' to "
-                            "check ONNX files") from None
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (y,) = session.run(None, {"packed": x.detach().float().cpu().numpy()})
-    return torch.from_numpy(y)
+    return OnnxRuntimeModule(path)(x)
 
 
 def max_abs_diff(variant: Variant, path: str | Path, fmt: str, size: int = 256) -> float:

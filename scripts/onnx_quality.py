@@ -1,0 +1,85 @@
+"""Does the ONNX file score what the in-process variant scores? Runs it through the harness.
+
+    python scripts/onnx_quality.py [--models sid light lighter fire] [--quants fp32 static qat]
+
+The Jetson path deploys the ONNX file (`lowbench export --format onnx`, then TensorRT or
+onnxruntime), whose int8 graph (QuantizeLinear / DequantizeLinear) is computed by another
+runtime with its own rounding. For each variant this exports the ONNX file at the task's input
+size, runs it with onnxruntime (CPU) in place of the in-process module in the evaluation
+harness (`lowbench.harness.Session`: same decode, packing and metrics), and prints, on the
+task (default synth): the PSNR (dB) against the ground truth of both, how close each is to the
+fp32 model's output (PSNR dB, mean over pairs), how close the two are to each other (PSNR dB),
+and their largest output difference (sRGB units, 0-1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from tabulate import tabulate
+
+from lowbench.export import OnnxRuntimeModule, export_variant
+from lowbench.harness import EvalConfig, Session
+from lowbench.metrics import psnr
+from lowbench.names import LEARNED_MODELS
+
+
+def _mean_psnr(outs: list[np.ndarray], refs: list[np.ndarray]) -> float:
+    """Mean PSNR (dB) over pairs; inf when every pair is identical after 8-bit quantisation."""
+    return float(np.mean([psnr(o, r) for o, r in zip(outs, refs, strict=True)]))
+
+
+def rows(model: str, quants: list[str], task: str, limit: int | None) -> list[list[object]]:
+    """One row per variant: ground-truth PSNR and closeness (dB), in process and in onnxruntime."""
+    def session(quant: str) -> Session:
+        return Session(EvalConfig(model=model, quant=quant, task=task, limit=limit,
+                                  memory=False, energy=False, gallery=False))
+
+    fp32 = session("fp32")
+    reference = [fp32.process_pair(p) for p in fp32.pairs]
+    table: list[list[object]] = []
+    with tempfile.TemporaryDirectory(prefix="lowbench-onnx-") as tmp:
+        for quant in quants:
+            s = session(quant)
+            h, w = s.input_hw
+            if h != w:
+                raise SystemExit(f"{task}: ONNX is exported square; input is {h} x {w}")
+            path = export_variant(s.variant, "onnx", Path(tmp) / f"{model}-{quant}.onnx",
+                                  size=h)
+            in_process = [s.process_pair(p) for p in s.pairs]
+            torch_psnr = s.run_quality()["quality"]["psnr_db"]
+            s.variant.module = OnnxRuntimeModule(path)  # the same harness, the file's forward
+            in_ort = [s.process_pair(p) for p in s.pairs]
+            ort_psnr = s.run_quality()["quality"]["psnr_db"]
+            largest = max(float(np.abs(a - b).max()) for a, b in zip(in_ort, in_process,
+                                                                      strict=True))
+            table.append([model, quant, torch_psnr, ort_psnr, ort_psnr - torch_psnr,
+                          _mean_psnr(in_process, reference), _mean_psnr(in_ort, reference),
+                          _mean_psnr(in_ort, in_process), largest])
+    return table
+
+
+def main() -> int:
+    """Print the table (dB, sRGB units) for each model x variant."""
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=list(LEARNED_MODELS), choices=LEARNED_MODELS)
+    ap.add_argument("--quants", nargs="+", default=["fp32", "static", "qat"],
+                    choices=["fp32", "fp16", "dynamic", "static", "qat"])
+    ap.add_argument("--task", default="synth")
+    ap.add_argument("--limit", type=int, default=None, help="first N pairs only")
+    args = ap.parse_args()
+    table: list[list[object]] = []
+    for model in args.models:
+        table += rows(model, args.quants, args.task, args.limit)
+    print(tabulate(table, floatfmt=".3f", headers=[
+        "model", "quant", "PSNR dB", "ONNX PSNR dB", "ONNX - in-process dB",
+        "in-process vs fp32 dB", "ONNX vs fp32 dB", "ONNX vs in-process dB", "max |diff|"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
