@@ -101,8 +101,9 @@ def mse_decomposition(pred: np.ndarray, reference: np.ndarray, gt: np.ndarray
     With ``r = reference - gt`` and ``e = pred - reference`` (all three clipped and quantised to
     8 bits as the SID protocol does), ``mse(pred, gt) = mse(reference, gt) + cross + mse(pred,
     reference)`` exactly, where ``cross = 2 mean(r * e)``. A negative cross term means the
-    change ``e`` points against the reference's own error: it raises ``pred``'s PSNR although
-    ``pred`` is further from ``reference``. ``cross_mean_shift`` is the part of ``cross`` that
+    change ``e`` points against the reference's own error: ``pred`` scores a higher PSNR than
+    an uncorrelated change of the same size would give (above the reference's own PSNR when
+    ``-cross > mse(pred, reference)``). ``cross_mean_shift`` is the part of ``cross`` that
     comes from the per-channel means alone (a brightness / colour shift): ``2 mean_c(mean(r_c)
     mean(e_c))``. ``mean_shift_rgb`` is ``mean(e)`` per channel. All values are in squared
     8-bit levels (0..255 scale), except ``mean_shift_rgb`` (8-bit levels).

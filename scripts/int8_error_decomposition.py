@@ -32,7 +32,7 @@ from tabulate import tabulate
 
 from lowbench.harness import EvalConfig, Session
 from lowbench.metrics import mse_decomposition, psnr, quantize_8bit
-from lowbench.names import LEARNED_MODELS
+from lowbench.names import LEARNED_MODELS, MODEL_NAMES
 from lowbench.tasks import Pair, get_task, load_truth
 from lowbench.train import held_out_scenes
 
@@ -66,7 +66,13 @@ def rows(model: str, quants: list[str], task: str, pairs: list[Pair]) -> list[li
         None, np.mean([np.mean((quantize_8bit(r) - quantize_8bit(g)) ** 2)
                        for r, g in zip(reference, truths, strict=True)]),
         None, None, None, " ".join(f"{v:+.2f}" for v in residual) + " (fp32 - gt)"]]
-    for quant in quants:
+    for label in sorted({p.ratio_label for p in pairs}, key=lambda s: float(s[1:])):
+        at = [i for i, p in enumerate(pairs) if p.ratio_label == label]
+        shift = np.mean([(quantize_8bit(reference[i]) - quantize_8bit(truths[i])).mean(axis=(0, 1))
+                         for i in at], axis=0)
+        table.append([model, f"fp32 {label}", None, None, None, None, None, None,
+                      " ".join(f"{v:+.2f}" for v in shift) + f" (fp32 - gt, {len(at)} pairs)"])
+    for quant in quants if model in LEARNED_MODELS else []:
         variant = _session(model, quant, task, pairs)
         outs = [variant.process_pair(p) for p in pairs]
         parts = [mse_decomposition(o, r, g) for o, r, g in zip(outs, reference, truths,
@@ -88,7 +94,8 @@ def main() -> int:
     """Print the decomposition table (dB and squared 8-bit levels) for each model."""
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=["sid"], choices=LEARNED_MODELS)
+    ap.add_argument("--models", nargs="+", default=["sid"], choices=MODEL_NAMES,
+                    help="libraw: its fp32 residual only (it has no int8 variant)")
     ap.add_argument("--quants", nargs="+", default=["static", "qat"], choices=["static", "qat"])
     ap.add_argument("--task", default="synth")
     ap.add_argument("--limit", type=int, default=None, help="first N pairs only")

@@ -9,7 +9,8 @@ size, runs it with onnxruntime (CPU) in place of the in-process module in the ev
 harness (`lowbench.harness.Session`: same decode, packing and metrics), and prints, on the
 task (default synth): the PSNR (dB) against the ground truth of both, how close each is to the
 fp32 model's output (PSNR dB, mean over pairs), how close the two are to each other (PSNR dB),
-and their largest output difference (sRGB units, 0-1).
+and their largest output difference after clipping to [0, 1] as the metrics do (sRGB units).
+Scores use `lowbench.metrics.psnr` (the SID protocol), as `lowbench evaluate` does.
 """
 
 from __future__ import annotations
@@ -25,37 +26,47 @@ from lowbench.export import OnnxRuntimeModule, export_variant
 from lowbench.harness import EvalConfig, Session
 from lowbench.metrics import psnr
 from lowbench.names import LEARNED_MODELS
+from lowbench.tasks import load_truth
 
 
 def _mean_psnr(outs: list[np.ndarray], refs: list[np.ndarray]) -> float:
-    """Mean PSNR (dB) over pairs; inf when every pair is identical after 8-bit quantisation."""
+    """Mean PSNR (dB) over pairs; inf if any pair is identical after 8-bit quantisation."""
     return float(np.mean([psnr(o, r) for o, r in zip(outs, refs, strict=True)]))
 
 
 def rows(model: str, quants: list[str], task: str, limit: int | None) -> list[list[object]]:
-    """One row per variant: ground-truth PSNR and closeness (dB), in process and in onnxruntime."""
+    """One row per variant: ground-truth PSNR and closeness (dB), in process and in onnxruntime;
+    a variant that does not run here (fp16 on some CPUs) gets its reason instead."""
     def session(quant: str) -> Session:
         return Session(EvalConfig(model=model, quant=quant, task=task, limit=limit,
                                   memory=False, energy=False, gallery=False))
 
     fp32 = session("fp32")
-    reference = [fp32.process_pair(p) for p in fp32.pairs]
+    pairs = fp32.pairs
+    truths = [load_truth(p) for p in pairs]
+    reference = [fp32.process_pair(p) for p in pairs]
+    if len({t.shape for t in truths}) != 1:
+        raise SystemExit(f"{task}: its pairs differ in size; an ONNX file has one input size")
     table: list[list[object]] = []
     with tempfile.TemporaryDirectory(prefix="lowbench-onnx-") as tmp:
         for quant in quants:
-            s = session(quant)
+            s = fp32 if quant == "fp32" else session(quant)
+            if not s.supported:
+                table.append([model, quant, f"does not run here: {s.variant.info.get('reason')}"])
+                continue
             h, w = s.input_hw
             if h != w:
                 raise SystemExit(f"{task}: ONNX is exported square; input is {h} x {w}")
             path = export_variant(s.variant, "onnx", Path(tmp) / f"{model}-{quant}.onnx",
                                   size=h)
-            in_process = [s.process_pair(p) for p in s.pairs]
-            torch_psnr = s.run_quality()["quality"]["psnr_db"]
+            in_process = reference if quant == "fp32" else [s.process_pair(p) for p in pairs]
+            module = s.variant.module
             s.variant.module = OnnxRuntimeModule(path)  # the same harness, the file's forward
-            in_ort = [s.process_pair(p) for p in s.pairs]
-            ort_psnr = s.run_quality()["quality"]["psnr_db"]
-            largest = max(float(np.abs(a - b).max()) for a, b in zip(in_ort, in_process,
-                                                                      strict=True))
+            in_ort = [s.process_pair(p) for p in pairs]
+            s.variant.module = module
+            largest = max(float(np.abs(np.clip(a, 0, 1) - np.clip(b, 0, 1)).max())
+                          for a, b in zip(in_ort, in_process, strict=True))
+            torch_psnr, ort_psnr = _mean_psnr(in_process, truths), _mean_psnr(in_ort, truths)
             table.append([model, quant, torch_psnr, ort_psnr, ort_psnr - torch_psnr,
                           _mean_psnr(in_process, reference), _mean_psnr(in_ort, reference),
                           _mean_psnr(in_ort, in_process), largest])

@@ -131,8 +131,24 @@ def test_mse_decomposition_sums_to_the_metric_mse() -> None:
                                      rel=1e-12)
     # the same MSE the PSNR is computed from (8-bit quantised, range 255)
     assert 10 * math.log10(255 ** 2 / d["mse"]) == pytest.approx(psnr(pred, gt), abs=1e-9)
-    assert d["mse_reference"] == pytest.approx(
-        np.mean((quantize_8bit(reference) - quantize_8bit(gt)) ** 2))
+    q_pred, q_ref, q_gt = quantize_8bit(pred), quantize_8bit(reference), quantize_8bit(gt)
+    assert d["mse_reference"] == pytest.approx(np.mean((q_ref - q_gt) ** 2))
+    assert d["mse_to_reference"] == pytest.approx(np.mean((q_pred - q_ref) ** 2))
+    assert d["cross"] == pytest.approx(2 * np.mean((q_ref - q_gt) * (q_pred - q_ref)))
+
+
+def test_mse_decomposition_by_hand() -> None:
+    # one pixel, levels: gt 100, reference 110 (r = +10), pred 105 (e = -5) in red only
+    gt = np.full((1, 1, 3), 100 / 255)
+    reference = np.array([[[110, 100, 100]]]) / 255
+    pred = np.array([[[105, 100, 100]]]) / 255
+    d = mse_decomposition(pred, reference, gt)
+    assert d["mse"] == pytest.approx(25 / 3)
+    assert d["mse_reference"] == pytest.approx(100 / 3)
+    assert d["cross"] == pytest.approx(2 * 10 * -5 / 3)
+    assert d["mse_to_reference"] == pytest.approx(25 / 3)
+    assert d["cross_mean_shift"] == pytest.approx(d["cross"])  # one pixel: all of it is mean
+    assert d["mean_shift_rgb"] == pytest.approx([-5, 0, 0])
 
 
 def test_mse_decomposition_signs_a_shift_against_the_reference_error() -> None:
