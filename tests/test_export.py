@@ -23,11 +23,15 @@ FP32_ATOL = 1e-5
 #: 8-bit output level (1/255 in sRGB units) for any requantization rounding difference.
 INT8_ATOL = 1 / 255
 #: onnxruntime computes the QDQ graph with its own rounding (requantize, LeakyReLU between
-#: DQ/Q): at most 0.03 max |diff| (sRGB units) on these 32x32 fixtures; bound at 0.1. Whole
-#: synth images with the shipped checkpoints go past it (0.055-0.146, the largest single pixel
-#: of 21 images) while scoring within 0.014 dB of the in-process int8 against the ground truth
-#: (scripts/onnx_quality.py, README): the bound is for these fixtures, not a deployment claim.
-ONNX_INT8_ATOL = 0.1
+#: DQ/Q). On these 32x32 fixtures (uniform-noise input, far outside the 2-crop calibration)
+#: the largest pixel differs by at most 0.03 (sRGB units) and the mean by 0.003 on the AVX-512
+#: VNNI Xeon. With PyTorch forced onto its AVX2 kernels (scripts/int8_avx2_check.py's
+#: environment), whose u8 x s8 pair sums saturate in 16 bits, fire's differ by up to 0.123 and
+#: 0.012 in the mean. Bounds: mean 0.02, largest pixel 0.25. A wrong graph (a dropped layer, a
+#: wrong scale) moves the mean far more. Whole synth images with the shipped checkpoints score
+#: within 0.014 dB of the in-process int8 against the ground truth (scripts/onnx_quality.py).
+ONNX_INT8_ATOL = 0.25
+ONNX_INT8_MEAN_ATOL = 0.02
 #: Half precision: a reloaded TorchScript runs the same fp16 kernels (equal up to reordering,
 #: one fp16 step near 1.0 is 2**-10); onnxruntime's own fp16 kernels measured at most 0.002
 #: max |diff| on these 32x32 fixtures (0.004 at 64x64 on the shipped checkpoints): bound 0.02.
@@ -36,6 +40,9 @@ ONNX_FP16_ATOL = 0.02
 ATOL = {"fp32": FP32_ATOL, "dynamic": FP32_ATOL, "fp16": FP16_ATOL, "static": INT8_ATOL,
         "qat": INT8_ATOL}
 ONNX_ATOL = {**ATOL, "fp16": ONNX_FP16_ATOL, "static": ONNX_INT8_ATOL, "qat": ONNX_INT8_ATOL}
+#: Mean |diff| bounds: a tenth of the largest-pixel bound for the float variants.
+ONNX_MEAN_ATOL = {q: a / 10 for q, a in ONNX_ATOL.items()} | {
+    "static": ONNX_INT8_MEAN_ATOL, "qat": ONNX_INT8_MEAN_ATOL}
 QUANTS = ["fp32", "fp16", "dynamic", "static", "qat"]
 
 
@@ -95,6 +102,11 @@ def test_onnx_runs_in_onnxruntime(name, q, variants, tmp_path):
     v = _runs(variants[name, q])
     path = export.export_variant(v, "onnx", tmp_path / "m.onnx", size=SIZE)
     assert export.max_abs_diff(v, path, "onnx", size=SIZE) <= ONNX_ATOL[q]
+    x = export.example_input(v.module, SIZE)  # the input max_abs_diff compares on
+    with torch.inference_mode():
+        mean_diff = float((export.reload_outputs(path, "onnx", x) - v.module(x).float()).abs()
+                          .mean())
+    assert mean_diff <= ONNX_MEAN_ATOL[q]
 
 
 def test_onnx_int8_exports_as_qdq(variants, tmp_path):
