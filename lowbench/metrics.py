@@ -94,6 +94,13 @@ def ssim(pred: np.ndarray, gt: np.ndarray) -> float:
     )
 
 
+def mean_psnr(preds: list[np.ndarray], refs: list[np.ndarray]) -> float:
+    """Mean over image pairs of :func:`psnr` (dB) of each ``preds[i]`` against ``refs[i]``
+    (a ground truth, or another model's output); inf if any pair is identical."""
+    if len(preds) != len(refs):
+        raise ValueError(f"{len(preds)} predictions for {len(refs)} references")
+    return float(np.mean([psnr(p, r) for p, r in zip(preds, refs, strict=True)]))
+
 def mse_decomposition(pred: np.ndarray, reference: np.ndarray, gt: np.ndarray
                       ) -> dict[str, Any]:
     """Split ``pred``'s squared error against ``gt`` into the reference's error and the change.

@@ -31,7 +31,7 @@ import numpy as np
 from tabulate import tabulate
 
 from lowbench.harness import EvalConfig, Session
-from lowbench.metrics import mse_decomposition, psnr, quantize_8bit
+from lowbench.metrics import mean_psnr, mse_decomposition, quantize_8bit
 from lowbench.names import LEARNED_MODELS, MODEL_NAMES
 from lowbench.tasks import Pair, get_task, load_truth
 from lowbench.train import held_out_scenes
@@ -59,19 +59,20 @@ def rows(model: str, quants: list[str], task: str, pairs: list[Pair]) -> list[li
     session = _session(model, "fp32", task, pairs)
     truths = [load_truth(p) for p in pairs]
     reference = [session.process_pair(p) for p in pairs]
-    residual = np.mean([(quantize_8bit(r) - quantize_8bit(g)).mean(axis=(0, 1))
-                        for r, g in zip(reference, truths, strict=True)], axis=0)
+    errors = [quantize_8bit(r) - quantize_8bit(g) for r, g in zip(reference, truths, strict=True)]
+
+    def mean_error(at: list[int]) -> str:  # fp32 - gt per channel (8-bit levels)
+        return " ".join(f"{v:+.2f}" for v in np.mean([errors[i].mean(axis=(0, 1)) for i in at],
+                                                     axis=0))
+
     table: list[list[object]] = [[
-        model, "fp32", np.mean([psnr(r, g) for r, g in zip(reference, truths, strict=True)]),
-        None, np.mean([np.mean((quantize_8bit(r) - quantize_8bit(g)) ** 2)
-                       for r, g in zip(reference, truths, strict=True)]),
-        None, None, None, " ".join(f"{v:+.2f}" for v in residual) + " (fp32 - gt)"]]
-    for label in sorted({p.ratio_label for p in pairs}, key=lambda s: float(s[1:])):
-        at = [i for i, p in enumerate(pairs) if p.ratio_label == label]
-        shift = np.mean([(quantize_8bit(reference[i]) - quantize_8bit(truths[i])).mean(axis=(0, 1))
-                         for i in at], axis=0)
-        table.append([model, f"fp32 {label}", None, None, None, None, None, None,
-                      " ".join(f"{v:+.2f}" for v in shift) + f" (fp32 - gt, {len(at)} pairs)"])
+        model, "fp32", mean_psnr(reference, truths), None,
+        np.mean([np.mean(e ** 2) for e in errors]), None, None, None,
+        mean_error(list(range(len(pairs)))) + " (fp32 - gt)"]]
+    for ratio in sorted({p.ratio for p in pairs}):
+        at = [i for i, p in enumerate(pairs) if p.ratio == ratio]
+        table.append([model, f"fp32 {pairs[at[0]].ratio_label}", None, None, None, None, None,
+                      None, mean_error(at) + f" (fp32 - gt, {len(at)} pairs)"])
     for quant in quants if model in LEARNED_MODELS else []:
         variant = _session(model, quant, task, pairs)
         outs = [variant.process_pair(p) for p in pairs]
@@ -81,7 +82,7 @@ def rows(model: str, quants: list[str], task: str, pairs: list[Pair]) -> list[li
                         for d in parts]
         shift = np.mean([d["mean_shift_rgb"] for d in parts], axis=0)
         table.append([model, quant,
-                      np.mean([psnr(o, g) for o, g in zip(outs, truths, strict=True)]),
+                      mean_psnr(outs, truths),
                       np.mean(uncorrelated), np.mean([d["mse"] for d in parts]),
                       np.mean([d["cross"] for d in parts]),
                       np.mean([d["cross_mean_shift"] for d in parts]),

@@ -24,14 +24,9 @@ from tabulate import tabulate
 
 from lowbench.export import OnnxRuntimeModule, export_variant
 from lowbench.harness import EvalConfig, Session
-from lowbench.metrics import psnr
+from lowbench.metrics import mean_psnr
 from lowbench.names import LEARNED_MODELS
 from lowbench.tasks import load_truth
-
-
-def _mean_psnr(outs: list[np.ndarray], refs: list[np.ndarray]) -> float:
-    """Mean PSNR (dB) over pairs; inf if any pair is identical after 8-bit quantisation."""
-    return float(np.mean([psnr(o, r) for o, r in zip(outs, refs, strict=True)]))
 
 
 def rows(model: str, quants: list[str], task: str, limit: int | None) -> list[list[object]]:
@@ -66,10 +61,10 @@ def rows(model: str, quants: list[str], task: str, limit: int | None) -> list[li
             s.variant.module = module
             largest = max(float(np.abs(np.clip(a, 0, 1) - np.clip(b, 0, 1)).max())
                           for a, b in zip(in_ort, in_process, strict=True))
-            torch_psnr, ort_psnr = _mean_psnr(in_process, truths), _mean_psnr(in_ort, truths)
+            torch_psnr, ort_psnr = mean_psnr(in_process, truths), mean_psnr(in_ort, truths)
             table.append([model, quant, torch_psnr, ort_psnr, ort_psnr - torch_psnr,
-                          _mean_psnr(in_process, reference), _mean_psnr(in_ort, reference),
-                          _mean_psnr(in_ort, in_process), largest])
+                          mean_psnr(in_process, reference), mean_psnr(in_ort, reference),
+                          mean_psnr(in_ort, in_process), largest])
     return table
 
 

@@ -23,7 +23,7 @@ import torch
 
 from lowbench.checkpoint import load_into, shipped_checkpoint_path
 from lowbench.harness import EvalConfig, Session
-from lowbench.metrics import psnr
+from lowbench.metrics import mean_psnr
 from lowbench.models import build
 from lowbench.models.unet import PaddedModel
 from lowbench.quant import (
@@ -58,8 +58,7 @@ def ablate(model: str, fake: torch.nn.Module) -> None:
 
     def closeness(module: torch.nn.Module) -> float:
         session.variant.module = module
-        outs = [session.process_pair(p) for p in session.pairs]
-        return sum(psnr(o, r) for o, r in zip(outs, reference, strict=True)) / len(outs)
+        return mean_psnr([session.process_pair(p) for p in session.pairs], reference)
 
     int8 = PaddedModel(_convert(copy.deepcopy(fake.core)), fake.multiple, fake.scale).eval()
     print(f"{model}: int8 conversion: {closeness(int8):.2f} dB from the fp32 output (synth mean)")

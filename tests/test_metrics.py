@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from lowbench.metrics import METRIC_DIRECTIONS, mse_decomposition, psnr, quantize_8bit, ssim
+from lowbench.metrics import (
+    METRIC_DIRECTIONS,
+    mean_psnr,
+    mse_decomposition,
+    psnr,
+    quantize_8bit,
+    ssim,
+)
 
 
 def _q(x: np.ndarray) -> np.ndarray:
@@ -169,3 +176,13 @@ def test_mse_decomposition_of_uncorrelated_noise_has_no_mean_shift_part() -> Non
     pred = reference + np.random.default_rng(5).normal(0, 0.02, size=gt.shape)
     d = mse_decomposition(pred, reference, gt)
     assert abs(d["cross_mean_shift"]) < 0.1 * d["mse_to_reference"]
+
+
+def test_mean_psnr_is_the_mean_over_pairs_in_order() -> None:
+    gts = [_scene(seed)[0] for seed in (6, 7)]
+    preds = [gts[0] + 0.01, gts[1] - 0.05]
+    assert mean_psnr(preds, gts) == pytest.approx((psnr(preds[0], gts[0])
+                                                   + psnr(preds[1], gts[1])) / 2)
+    assert mean_psnr(preds, gts) != pytest.approx(mean_psnr(preds, gts[::-1]))
+    with pytest.raises(ValueError, match="2 predictions for 1 references"):
+        mean_psnr(preds, gts[:1])
