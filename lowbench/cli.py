@@ -169,8 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     ssub = s.add_subparsers(dest="action", required=True, metavar="ACTION")
     b = ssub.add_parser("build", help="render results into a static site")
     b.add_argument("--results", action="append", default=None,
-                   help="results folder (repeatable; default: results/)")
-    b.add_argument("--out", default="site", help="output folder (default: site/)")
+                   help="results folder (repeatable; default: the checkout's published "
+                        "results/ plus the user results store)")
+    b.add_argument("--out", default=None,
+                   help="output folder (default: ./lowbench-site/, untracked)")
+    b.add_argument("--publish", action="store_true",
+                   help="build the published site: the checkout's tracked site/ from its "
+                        "results/ only")
     b.set_defaults(func=cmd_site)
 
     s = sub.add_parser("asv-machine", help="describe this machine to asv (all fields filled)")
@@ -180,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("results", help="read every result (evaluate records + asv) as one table")
     rsub = s.add_subparsers(dest="action", required=True, metavar="ACTION")
     t = rsub.add_parser("table", help="print the combined table")
-    t.add_argument("--results", action="append", default=None, help="results folder(s)")
+    t.add_argument("--results", action="append", default=None,
+                   help="results folder (repeatable; default: the checkout's published "
+                        "results/ plus the user results store)")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_results)
     return p

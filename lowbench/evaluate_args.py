@@ -16,7 +16,12 @@ def add_evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N pairs")
-    p.add_argument("--out", default="results", help="folder for the result record")
+    p.add_argument("--out", default=None,
+                   help="folder for the result record and its gallery PNGs (default: the user "
+                        "results store, $LOWBENCH_RESULTS or ~/.local/share/lowbench/results)")
+    p.add_argument("--publish", action="store_true",
+                   help="write into the checkout's tracked results/ (the published records) "
+                        "instead of the user results store")
     p.add_argument("--json", action="store_true", help="print the record as the only stdout")
     p.add_argument("--tegrastats", default=None, help="tegrastats executable (Jetson energy)")
     p.add_argument("--latency-budget", type=float, default=2.0,

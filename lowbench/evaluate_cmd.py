@@ -33,6 +33,18 @@ def config_from_args(args: argparse.Namespace):  # -> EvalConfig (import kept la
         energy=not args.no_energy, command=["lowbench", *sys.argv[1:]])
 
 
+def out_folder(args: argparse.Namespace) -> Path:
+    """Where the record and gallery PNGs go: ``--out``, the checkout's ``results/`` with
+    ``--publish``, else the user results store (:func:`lowbench.paths.results_store`)."""
+    from lowbench.paths import published_results_dir, results_store
+
+    if args.publish and args.out is not None:
+        raise LowbenchError("--publish and --out both choose where the record goes; pass one")
+    if args.out is not None:
+        return Path(args.out)
+    return published_results_dir() if args.publish else results_store()
+
+
 def _check_out(out: Path) -> Path:
     if out.exists() and not out.is_dir():
         raise LowbenchError(f"--out {out} exists and is not a folder; pass a folder for the "
@@ -45,9 +57,11 @@ def _check_out(out: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate, write the record atomically under ``--out``, print a table (or ``--json``).
+    """Evaluate, write the record atomically into :func:`out_folder` (the user results store
+    unless ``--out`` or ``--publish``), print a table (or ``--json``).
 
     Exit code 0 for status ok/unsupported, 2 when the variant failed (NaN/Inf output)."""
+    out = out_folder(args)  # before torch is imported: a wrong --publish answers at once
     from tabulate import tabulate
     from tqdm import tqdm
 
@@ -55,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from lowbench.record import write_record
 
     cfg = config_from_args(args)
-    out = _check_out(Path(args.out))
+    out = _check_out(out)
     t0 = time.perf_counter()
 
     def progress(pairs):

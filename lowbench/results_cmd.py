@@ -20,9 +20,10 @@ def run_from_args(args: argparse.Namespace) -> int:
 
     from tabulate import tabulate
 
+    from lowbench.paths import user_results_folders
     from lowbench.results import load_table
 
-    folders = [Path(f) for f in (args.results or ["results"])]
+    folders = [Path(f) for f in args.results] if args.results else user_results_folders()
     for f in folders:
         if not f.is_dir():
             raise LowbenchError(f"results folder {f} does not exist; pass --results DIR "

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Adds a full-matrix run of the current commit on this machine to results/ and rebuilds site/:
-# `lowbench evaluate` for every model x quant (one record each), then the asv suite over the same
-# matrix (results/asv/<machine>/), then `lowbench site build`. Run it on a quiet machine from a
-# clean checkout of the commit you want to publish, then commit results/ and site/.
+# Adds a full-matrix run of the current commit on this machine to the published results/ and
+# rebuilds the published site/: `lowbench evaluate --publish` for every model x quant (one record
+# each), then the asv suite over the same matrix (asv writes into the untracked .asv/results/asv;
+# this run's files are copied into results/asv/<machine>/), then `lowbench site build --publish`.
+# Run it on a quiet machine from a clean checkout of the commit you want to publish, then commit
+# results/ and site/. (A user's own `lowbench evaluate` and `asv run` never touch these folders.)
 #   bash scripts/publish_results.sh            (ASV_MACHINE names the asv machine; QUICK=1 for --quick)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT="${OUT:-results}"
 MACHINE="${ASV_MACHINE:-$(python3 -c 'import platform; print(platform.node())')}"
+ASV_RESULTS=".asv/results/asv"  # asv.conf.json's results_dir
 sha="$(git rev-parse HEAD)"
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
     echo "publish: the checkout has uncommitted changes; commit first so records name a real commit" >&2
@@ -16,11 +18,11 @@ fi
 started=$SECONDS
 for m in sid light lighter fire; do
     for q in fp32 fp16 dynamic static qat; do
-        python3 -m lowbench evaluate --model "$m" --quant "$q" --out "$OUT" \
+        python3 -m lowbench evaluate --model "$m" --quant "$q" --publish \
             || echo "publish: $m/$q did not evaluate (see above)" >&2
     done
 done
-python3 -m lowbench evaluate --model libraw --out "$OUT"
+python3 -m lowbench evaluate --model libraw --publish
 echo "publish: evaluate of the whole matrix took $((SECONDS - started)) s" >&2
 python3 -m lowbench asv-machine --name "$MACHINE" >/dev/null
 quick=()
@@ -29,4 +31,8 @@ started=$SECONDS
 python3 -m asv run --python=same --set-commit-hash "$sha" --machine "$MACHINE" "${quick[@]}" \
     || echo "publish: asv reported failed benchmarks (see above)" >&2
 echo "publish: asv run ${quick[*]} of the whole matrix took $((SECONDS - started)) s" >&2
-python3 -m lowbench site build --results "$OUT" --out site
+mkdir -p "results/asv/$MACHINE"
+cp "$ASV_RESULTS/benchmarks.json" results/asv/
+cp "$ASV_RESULTS/$MACHINE/machine.json" "results/asv/$MACHINE/"
+cp "$ASV_RESULTS/$MACHINE/${sha:0:8}"-*.json "results/asv/$MACHINE/"
+python3 -m lowbench site build --publish
