@@ -56,7 +56,7 @@ def test_site_is_the_build_of_results(committed_results: Path, tmp_path: Path) -
     out = tmp_path / "site"
     build_site([committed_results], out)
     published = REPO / "site"
-    assert _tree(out) == _tree(published), "site/ is stale: run `lowbench site build`"
+    assert _tree(out) == _tree(published), "site/ is stale: run `lowbench site build --publish`"
     mismatch = filecmp.cmpfiles(out, published, _tree(out), shallow=False)[1]
     assert not mismatch, f"site/ differs from a rebuild of results/: {mismatch[:5]}"
 
