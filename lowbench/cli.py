@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = ssub.add_parser("build", help="render results into a static site")
     b.add_argument("--results", action="append", default=None,
                    help="results folder (repeatable; default: the checkout's published "
-                        "results/ plus the user results store)")
+                        "results/, your asv runs in .asv/results and the user results store)")
     b.add_argument("--out", default=None,
                    help="output folder (default: ./lowbench-site/, untracked)")
     b.add_argument("--publish", action="store_true",
@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = rsub.add_parser("table", help="print the combined table")
     t.add_argument("--results", action="append", default=None,
                    help="results folder (repeatable; default: the checkout's published "
-                        "results/ plus the user results store)")
+                        "results/, your asv runs in .asv/results and the user results store)")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_results)
     return p
