@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated data cache per test session, and small DNG writers."""
+"""Shared fixtures: an isolated data cache and results store per test session, and small DNG
+writers."""
 
 from __future__ import annotations
 
@@ -23,6 +24,19 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.environ.pop("LOWBENCH_DATA", None)
     else:
         os.environ["LOWBENCH_DATA"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_results_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Point LOWBENCH_RESULTS at a fresh folder so tests never write into the user's store."""
+    path = tmp_path_factory.mktemp("lowbench-results")
+    old = os.environ.get("LOWBENCH_RESULTS")
+    os.environ["LOWBENCH_RESULTS"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("LOWBENCH_RESULTS", None)
+    else:
+        os.environ["LOWBENCH_RESULTS"] = old
 
 
 @pytest.fixture
