@@ -262,3 +262,22 @@ def test_migration_is_idempotent_and_keeps_the_figures(tmp_path: Path) -> None:
     assert new_user["variant"]["checkpoint"]["name"] == "lighter-step200.safetensors"
     assert new_user["variant"]["checkpoint"]["reference"] is False
     assert new_user["task"]["pairs_total"] == 21
+
+
+def test_a_task_of_another_digest_is_another_table() -> None:
+    """Two task files named alike (another digest) never share a table; a row that cannot say
+    its digest (asv) joins the newest table of its task name and version."""
+    base = _as_old_record(_published("light", "fp32"))
+    other = copy.deepcopy(base)
+    other["task"]["manifest_sha256"] = "9" * 64
+    other["run_id"] = "0ther" + "0" * 27
+    other["created_utc"] = "2026-12-02T00:00:00Z"
+    rows = [row_from_record(base), row_from_record(other)]
+    asv_like = {**rows[0], "task_digest": None, "run_id": "asv", "source": "asv"}
+    tables = group_tables([*rows, asv_like])
+    assert len(tables) == 2 and len({t.slug for t in tables}) == 2
+    titles = sorted(t.title for t in tables)
+    assert titles[0].startswith("synth (v1, task 66a03433)") and "task 99999999" in titles[1]
+    newest = next(t for t in tables if t.task_digest == "9" * 64)
+    assert [r["run_id"] for r in newest.rows] == [other["run_id"], "asv"]
+    assert row_from_record(other)["pairs_total"] is None  # not the installed task: unknown
