@@ -35,6 +35,7 @@ from lowbench import raw as rawpipe
 from lowbench.errors import LowbenchError
 from lowbench.measure.latency import StageTimer, measure_latency, set_threads
 from lowbench.metrics import psnr, ssim
+from lowbench.provenance import checkpoint_identity, portable_calibration, portable_command
 from lowbench.record import SCHEMA_VERSION
 from lowbench.tasks import Pair, Task, crop_box, get_task, load_truth, packed_input
 from lowbench.variants import Variant, build_variant, check_combination
@@ -413,14 +414,29 @@ def environment(session: Session | None, cfg: EvalConfig) -> dict[str, Any]:
             "commit": git_commit(), "software": software_versions(),
             "threads": torch.get_num_threads(),
             "quantized_engine": torch.backends.quantized.engine,
-            "command": shlex.join(cfg.command) if cfg.command else None}
+            "command": shlex.join(portable_command(cfg.command)) if cfg.command else None}
 
 
 def _variant_section(session: Session) -> dict[str, Any]:
+    """The record's ``variant``: what was built, with no path of this machine in it (the
+    checkpoint by package-relative or file name + sha256 + ``reference``; the calibration cache
+    by file name)."""
     info = dict(session.variant.info)
     keep = ("model", "quant", "engine", "quantized_layers", "quantized_nothing", "calibration",
             "checkpoint", "device", "dtype", "note", "reason", "status", "layer_types")
-    return {k: info.get(k) for k in keep if k in info}
+    out = {k: info.get(k) for k in keep if k in info}
+    ckpt = out.get("checkpoint")
+    if isinstance(ckpt, dict):
+        out["checkpoint"] = checkpoint_identity(ckpt.get("path"), ckpt.get("sha256"),
+                                                ckpt.get("source"))
+    if "calibration" in out:
+        out["calibration"] = portable_calibration(out["calibration"])
+    return out
+
+
+def _pairs_total(task: Task) -> int:
+    """How many pairs the whole task has (what a ``--limit`` run scored a part of)."""
+    return len(task.listed())
 
 
 def new_record(cfg: EvalConfig, task: Task, pairs: int) -> dict[str, Any]:
@@ -432,6 +448,7 @@ def new_record(cfg: EvalConfig, task: Task, pairs: int) -> dict[str, Any]:
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "status": "ok", "failure": None,
         "task": {"name": task.name, "version": task.version, "pairs_evaluated": pairs,
+                 "pairs_total": _pairs_total(task), "crop": task.crop,
                  "limit": cfg.limit, "manifest_sha256": fp["manifest_sha256"],
                  "files_sha256": fp["files_sha256"]},
         "variant": {"model": cfg.model, "quant": cfg.quant, "device": cfg.device},

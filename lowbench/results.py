@@ -1,5 +1,7 @@
-"""One table of every result: evaluate records and asv results, keyed by
-(commit, machine, task, model, quant).
+"""One table of every result: evaluate records and asv results, keyed by :data:`KEY`: commit,
+machine, task (name, version, digest, crop), model, quant, checkpoint (``"reference"`` for the
+shipped weights, else the first 12 hex of the user file's sha256) and pairs scored out of the
+task's total.
 
 Rows are flat dicts; metric names carry their units and their direction lives in
 ``lowbench.metrics.METRIC_DIRECTIONS`` (asv's ``track_`` results have no direction, asv #1617).
@@ -31,8 +33,11 @@ METRICS = (
     "end_to_end_ms", "peak_rss_mib", "swap_peak_mib", "energy_per_inference_net_mj",
     "energy_per_inference_gross_mj", "params", "macs", "size_bytes",
 )
-#: Identity columns of a row.
-KEY = ("commit", "machine_id", "task", "model", "quant")
+#: Identity columns of a row: two rows that differ in any of them measured different things.
+KEY = ("commit", "machine_id", "task", "task_version", "task_digest", "crop", "model", "quant",
+       "checkpoint", "pairs", "pairs_total")
+#: The ``checkpoint`` column of a row measured with the shipped weights (or no weights: LibRaw).
+REFERENCE = "reference"
 
 
 def machine_id(machine: dict[str, Any]) -> str:
@@ -67,6 +72,49 @@ def _get(d: dict[str, Any] | None, *path: str) -> Any:
     return d
 
 
+def checkpoint_is_reference(ckpt: dict[str, Any] | None) -> bool:
+    """Whether a record's ``variant.checkpoint`` is the shipped (reference) weights: its own
+    ``reference`` flag; for records written before it existed, ``source == "shipped"`` or a digest
+    equal to a checkpoint this install ships. No checkpoint at all (LibRaw) is the reference."""
+    if not isinstance(ckpt, dict) or not ckpt.get("sha256"):
+        return True
+    if isinstance(ckpt.get("reference"), bool):
+        return ckpt["reference"]
+    if ckpt.get("source") == "shipped":
+        return True
+    from lowbench.provenance import shipped_digests
+
+    return ckpt["sha256"] in shipped_digests()
+
+
+@lru_cache(maxsize=256)
+def _task_total(name: str, version: int | None, manifest_sha256: str | None) -> int | None:
+    """Pair count of an installed task with this name, version and manifest digest (None when
+    this install has no such task: the count is then unknown)."""
+    from lowbench.tasks import get_task
+
+    try:
+        task = get_task(name)
+    except Exception:  # noqa: BLE001 - unknown task, unreadable manifest: the count is unknown
+        return None
+    if task.version != version or task.fingerprint()["manifest_sha256"] != manifest_sha256:
+        return None
+    return len(task.listed())
+
+
+def pairs_total_of(task: dict[str, Any]) -> int | None:
+    """The task's total pair count of a record's ``task`` section: ``pairs_total`` if recorded,
+    else derived from the installed task of the same name, version and digest (None: unknown)."""
+    total = task.get("pairs_total")
+    if isinstance(total, int) and not isinstance(total, bool):
+        return total
+    name, digest = task.get("name"), task.get("manifest_sha256")
+    if not isinstance(name, str) or not isinstance(digest, (str, type(None))):
+        return None
+    version = task.get("version")
+    return _task_total(name, version if isinstance(version, int) else None, digest)
+
+
 def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
     """Flatten one evaluate record into a table row (see METRICS and KEY)."""
     env = record["environment"]
@@ -91,6 +139,10 @@ def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
         why = (record.get("failure") or {}).get("reason") or variant.get("reason") or "failed"
         for m in METRICS:
             reasons.setdefault(m, f"{record['status']}: {why}")
+    task = record["task"]
+    ckpt = variant.get("checkpoint")
+    ckpt = ckpt if isinstance(ckpt, dict) else {}
+    reference = checkpoint_is_reference(ckpt)
     row: dict[str, Any] = {
         "source": "evaluate",
         "run_id": record["run_id"],
@@ -100,15 +152,21 @@ def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
         "commit_position": commit.get("position"),
         "machine_id": machine_id(env["machine"]),
         "machine": env["machine_label"],
-        "task": record["task"]["name"],
-        "task_version": record["task"]["version"],
+        "task": task["name"],
+        "task_version": task["version"],
+        "task_digest": task.get("manifest_sha256"),
+        "crop": task.get("crop"),
         "model": variant["model"],
         "quant": variant["quant"],
+        "checkpoint": REFERENCE if reference else str(ckpt["sha256"])[:12],
+        "checkpoint_name": ckpt.get("name") or _basename(ckpt.get("path")),
         "status": record["status"],
         "engine": variant.get("engine"),
         "quantized_layers": variant.get("quantized_layers"),
         "quantized_nothing": variant.get("quantized_nothing"),
-        "pairs": record["task"]["pairs_evaluated"],
+        "pairs": task["pairs_evaluated"],
+        "pairs_total": pairs_total_of(task),
+        "limit": task.get("limit"),
         "psnr_db": quality.get("psnr_db"),
         "ssim": quality.get("ssim"),
         "latency_median_ms": lat.get("median_ms"),
@@ -130,6 +188,28 @@ def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
     for label, stats in sorted((quality.get("per_ratio") or {}).items()):
         row[f"psnr_{label}_db"] = stats.get("psnr_db")
     return row
+
+
+def _basename(path: Any) -> str | None:
+    """The file name of a recorded path (records before schema 1.1 kept the absolute path)."""
+    return path.replace("\\", "/").rsplit("/", 1)[-1] if isinstance(path, str) else None
+
+
+def is_complete(row: dict[str, Any]) -> bool:
+    """Whether a row scored every pair of its task (unknown totals count as complete unless a
+    ``--limit`` cut the run short)."""
+    pairs, total = row.get("pairs"), row.get("pairs_total")
+    if pairs is None:
+        return True
+    if total is None:
+        return row.get("limit") is None
+    return pairs >= total
+
+
+def is_reference(row: dict[str, Any]) -> bool:
+    """Whether a row is comparable with the published leaderboard cell of its variant: the
+    shipped (reference) checkpoint on every pair of the task."""
+    return row.get("checkpoint") in (None, REFERENCE) and is_complete(row)
 
 
 @dataclass

@@ -14,7 +14,7 @@ import statistics
 
 from lowbench.record import iter_records
 from lowbench.results import load_table
-from lowbench.site.model import group_tables, latest
+from lowbench.site.model import group_tables, latest, variant_of
 
 QUANTS = ("fp32", "fp16", "dynamic", "static", "qat")
 MODELS = ("sid", "light", "lighter", "fire", "libraw")
@@ -32,7 +32,9 @@ def main() -> int:
     evaluate_rows = [r for r in load_table([args.results]).rows if r["source"] == "evaluate"]
     records = {r["run_id"]: r for _, r in iter_records([args.results])}  # for per-pair figures
     for lt in map(latest, group_tables(evaluate_rows)):
-        rows, machine, task = lt.rows, lt.table.machine, lt.table.task
+        # the reference cells only: a user checkpoint or a --limit subset measured something else
+        rows = [r for r in lt.rows if variant_of(r).is_reference]
+        machine, task = lt.table.machine, lt.table.task
         by = {(r["model"], r["quant"]): r for r in rows}
         commits = sorted({r["commit"][:10] for r in rows})
         print(f"**{task}** on *{machine}* (commit {', '.join(commits)}; "

@@ -9,6 +9,9 @@ quality (PSNR in dB, SSIM), whose scales are already relative.
 Interaction of architecture m and quantization q, against the sid/fp32 baseline:
 ``r(m, q) / (r(m, fp32) x r(sid, q))`` for ratios and ``d(m, q) - d(m, fp32) - d(sid, q)`` for
 differences: 1 (or 0) means q helps m exactly as much as it helps sid.
+
+Only reference rows take part: the shipped checkpoints on every pair of the task (a run on a user
+checkpoint or a ``--limit`` subset measured something else).
 """
 
 from __future__ import annotations
@@ -138,6 +141,8 @@ def build_ablation(latest: Latest, metrics: tuple[str, ...] = ABLATION_METRICS) 
     pre: dict[Variant, dict[str, Any]] = {}
     for row in latest.rows:
         v = variant_of(row)
+        if not v.is_reference:
+            continue
         (pre if v.preprocess else ref)[v] = row
     out = Ablation(latest, metrics, preprocess_measured=bool(pre))
 

@@ -29,7 +29,7 @@ from lowbench.site.ablation import build_ablation
 from lowbench.site.charts import pareto_figure
 from lowbench.site.gallery import ImageStore, build_gallery
 from lowbench.site.history import build_history
-from lowbench.site.model import Variant, group_tables, header, latest, slug
+from lowbench.site.model import Variant, group_tables, header, latest, variant_slug
 
 MARKER = ".lowbench-site"
 #: From this many rows on, rows.csv and rows.json are written by two child processes while this
@@ -145,13 +145,11 @@ def _write_site(out: Path, rows: list[dict[str, Any]], machines: dict[str, dict[
     latests = [latest(t) for t in tables]
     histories = [build_history(t) for t in tables]
     lap("history_s")
-    hrefs: dict[tuple[str, str, Variant], str] = {}
+    hrefs: dict[tuple[tuple, Variant], str] = {}
     for h in histories:
         t = h.table
         for s in h.series:
-            v = s.variant
-            hrefs[(t.task, t.machine_id, v)] = (
-                f"variant/{slug(t.task, t.machine_id, v.model, v.quant, v.preprocess or '')}.html")
+            hrefs[(t.key, s.variant)] = f"variant/{variant_slug(t, s.variant)}.html"
     data = out / "data"
     files = {lt.table.key: downloads.write_table(data, f"leaderboard-{lt.table.slug}", lt.rows)
              for lt in latests}
@@ -194,7 +192,7 @@ def _write_site(out: Path, rows: list[dict[str, Any]], machines: dict[str, dict[
         overview.append(pages.history_page(w, h, hrefs))
         pages.variant_pages(w, h, lt, hrefs, store)
     cap = pages.MAX_CHANGES
-    recent = [pages.change_ctx(c, h, hrefs[(h.table.task, h.table.machine_id, c.variant)])
+    recent = [pages.change_ctx(c, h, hrefs[(h.table.key, c.variant)])
               for o, h in zip(overview, histories, strict=True) for c in o.pop("recent")]
     w.page("history.html", "history.html", title="History", tables=overview,
            recent=recent[:cap], truncated=len(recent) if len(recent) > cap else 0,

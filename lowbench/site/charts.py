@@ -41,8 +41,10 @@ def _style(values: Sequence[str], order: Sequence[str], palette: Sequence[str]) 
 
 def pareto_figure(rows: Sequence[dict[str, Any]], path: Path, title: str) -> bool:
     """Write the three-panel Pareto chart of ``rows`` (one task x machine, latest commit) to
-    ``path`` (PNG); returns False (writing nothing) when no row has a PSNR."""
-    ok = [r for r in rows if r.get("status") == "ok" and isinstance(r.get(QUALITY), (int, float))]
+    ``path`` (PNG); returns False (writing nothing) when no row has a PSNR. Only reference rows
+    are drawn (a user checkpoint or a subset of the pairs measured something else)."""
+    ok = [r for r in rows if r.get("status") == "ok" and isinstance(r.get(QUALITY), (int, float))
+          and variant_of(r).is_reference]
     if not ok:
         return False
     models = _style([r["model"] for r in ok], MODEL_ORDER, _COLOURS)

@@ -22,8 +22,9 @@ from lowbench.results import METRICS
 
 #: Columns of a download, in order; extra per-ratio PSNR columns follow, sorted.
 BASE_COLUMNS = (
-    "task", "task_version", "machine", "machine_id", "commit", "commit_position", "commit_dirty",
-    "model", "quant", "status", "engine", "quantized_layers", "quantized_nothing", "pairs",
+    "task", "task_version", "task_digest", "crop", "machine", "machine_id", "commit",
+    "commit_position", "commit_dirty", "model", "quant", "checkpoint", "checkpoint_name", "status",
+    "engine", "quantized_layers", "quantized_nothing", "pairs", "pairs_total", "limit",
     *METRICS, "latency_std_ms", "latency_n", "created_utc", "run_id", "source", "reasons",
     "gallery")
 _LEFT_OUT = frozenset(("results_root",))

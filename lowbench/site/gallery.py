@@ -86,7 +86,7 @@ def build_gallery(latests: list[Latest], store: ImageStore, variant_href: dict[A
                   ) -> dict[str, list[Crop]]:
     """task -> crops (sorted by pair), from the latest rows of every table.
 
-    ``variant_href`` maps (task, machine_id, Variant) to the variant page (site-relative)."""
+    ``variant_href`` maps (Table.key, Variant) to the variant page (site-relative)."""
     out: dict[str, dict[str, Crop]] = {}
     for lt in latests:
         for row in lt.rows:
@@ -95,7 +95,7 @@ def build_gallery(latests: list[Latest], store: ImageStore, variant_href: dict[A
             v = variant_of(row)
             for item in row.get("gallery") or []:
                 pair = str(item.get("pair"))
-                crops = out.setdefault(lt.table.task, {})
+                crops = out.setdefault(lt.table.task_label, {})
                 crop = crops.get(pair)
                 if crop is None:
                     crop = crops[pair] = Crop(pair, str(item.get("ratio") or ""))
@@ -106,6 +106,6 @@ def build_gallery(latests: list[Latest], store: ImageStore, variant_href: dict[A
                     crop.truth = store.add(root, item.get("truth"))
                 machine = f"{lt.table.machine} ({lt.table.machine_id})"
                 crop.machines.setdefault(machine, []).append(Output(
-                    v.label, variant_href[(lt.table.task, lt.table.machine_id, v)],
+                    v.label, variant_href[(lt.table.key, v)],
                     store.add(root, item.get("output"))))
     return {task: [crops[p] for p in sorted(crops)] for task, crops in sorted(out.items())}

@@ -1,5 +1,10 @@
 """What the site shows: variants, their order, tables per task x machine, the latest commit of
 each, commit labels, slugs for file names and number formatting (units in the column headers).
+
+A table holds the rows of one task (name, version, digest, crop) on one machine; a variant (one
+row of the leaderboard) is model x quantization x preprocessing x checkpoint x pairs scored, so a
+run on a user checkpoint or on a ``--limit`` subset is its own row, marked, never the reference
+cell, and never on a Pareto front or in the ablation (see :meth:`Variant.is_reference`).
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+from lowbench.results import REFERENCE, is_complete
 
 #: Natural order of models and quantizations (others follow, alphabetically).
 MODEL_ORDER = ("sid", "light", "lighter", "fire", "libraw")
@@ -42,31 +49,77 @@ LEADERBOARD_METRICS = (
 
 
 class Variant(NamedTuple):
-    """One benchmarked configuration: model, quantization and preprocessing (None: reference)."""
+    """One benchmarked configuration: model, quantization, preprocessing (None: reference),
+    checkpoint (None: the shipped weights, else the first 12 hex of the file's sha256) and
+    pairs scored (None: all of the task's pairs, else e.g. "3/21")."""
 
     model: str
     quant: str
     preprocess: str | None = None
+    checkpoint: str | None = None
+    pairs: str | None = None
+
+    @property
+    def marks(self) -> list[str]:
+        """What sets this variant apart from the reference cell, e.g. ['checkpoint 1a2b3c4d',
+        '3/21 pairs'] (empty for the reference)."""
+        out = []
+        if self.checkpoint:
+            out.append(f"checkpoint {self.checkpoint[:CHECKPOINT_HEX]}")
+        if self.pairs:
+            out.append(f"{self.pairs} pairs")
+        return out
 
     @property
     def label(self) -> str:
-        """'model / quant' (+ ' / <preprocess> preprocessing')."""
+        """'model / quant' (+ ' / <preprocess> preprocessing', + its marks)."""
         text = f"{self.model} / {self.quant}"
-        return f"{text} / {self.preprocess} preprocessing" if self.preprocess else text
+        if self.preprocess:
+            text += f" / {self.preprocess} preprocessing"
+        return " / ".join([text, *self.marks])
+
+    @property
+    def is_reference(self) -> bool:
+        """The shipped weights on every pair of the task: comparable with the other reference
+        variants (Pareto fronts, ablation)."""
+        return self.checkpoint is None and self.pairs is None
+
+    @property
+    def slug_parts(self) -> tuple[str, ...]:
+        """Parts of this variant's page name (the reference variants keep their short names)."""
+        base = (self.model, self.quant, self.preprocess or "")
+        return base if self.is_reference else (*base, self.checkpoint or "", self.pairs or "")
 
     def sort_key(self) -> tuple:
-        """Natural order: MODEL_ORDER, then QUANT_ORDER, reference preprocessing first."""
+        """Natural order: MODEL_ORDER, then QUANT_ORDER, reference preprocessing first, the
+        reference checkpoint and complete runs before the others."""
         return (_rank(self.model, MODEL_ORDER), _rank(self.quant, QUANT_ORDER),
-                self.preprocess or "")
+                self.preprocess or "", self.checkpoint or "", self.pairs or "")
 
 
 def _rank(value: str, order: tuple[str, ...]) -> tuple[int, str]:
     return (order.index(value), "") if value in order else (len(order), value)
 
 
+#: Hex digits of a checkpoint digest shown in a variant's label.
+CHECKPOINT_HEX = 8
+
+
 def variant_of(row: dict[str, Any]) -> Variant:
-    """The variant of a row."""
-    return Variant(row["model"], row["quant"], row.get(PREPROCESS_FIELD) or None)
+    """The variant of a row (see lowbench.results.KEY: checkpoint, pairs and pairs_total)."""
+    ckpt = row.get("checkpoint")
+    checkpoint = None if ckpt in (None, REFERENCE) else str(ckpt)
+    pairs = None
+    if not is_complete(row):
+        total = row.get("pairs_total")
+        pairs = f"{row.get('pairs')}/{'?' if total is None else total}"
+    return Variant(row["model"], row["quant"], row.get(PREPROCESS_FIELD) or None, checkpoint,
+                   pairs)
+
+
+def variant_slug(table: Table, variant: Variant) -> str:
+    """File stem of the page of ``variant`` in ``table``."""
+    return slug(table.task, table.machine_id, *table.qualifier_parts, *variant.slug_parts)
 
 
 def slug(*parts: Any) -> str:
@@ -94,39 +147,97 @@ def commit_label(commit: str, position: int | None, dirty: bool | None) -> str:
 
 @dataclass
 class Table:
-    """The rows of one task on one machine."""
+    """The rows of one task (name, version, digest, crop) on one machine."""
 
     task: str
     machine_id: str
     machine: str
     rows: list[dict[str, Any]] = field(default_factory=list)
+    task_version: Any = None
+    #: the task's manifest digest (record task.manifest_sha256; a user task file's own digest)
+    task_digest: str | None = None
+    #: centred raw crop (raw pixels), None for the full frame
+    crop: int | None = None
+    #: another table has the same task name on the same machine (another version, digest or
+    #: crop): the title and file names then say which this is
+    qualified: bool = False
 
     @property
-    def key(self) -> tuple[str, str]:
-        """(task, machine_id)."""
-        return (self.task, self.machine_id)
+    def key(self) -> tuple:
+        """(task, machine_id, task version, task digest, crop)."""
+        return (self.task, self.machine_id, self.task_version, self.task_digest, self.crop)
+
+    @property
+    def qualifier_parts(self) -> tuple[str, ...]:
+        """Version, digest and crop for file names when :attr:`qualified` (else nothing)."""
+        if not self.qualified:
+            return ()
+        return (f"v{self.task_version}", (self.task_digest or "")[:12], str(self.crop or ""))
 
     @property
     def slug(self) -> str:
         """File stem of this table's pages and downloads."""
-        return slug(self.task, self.machine, self.machine_id)
+        return slug(self.task, self.machine, self.machine_id, *self.qualifier_parts)
+
+    @property
+    def task_label(self) -> str:
+        """The task's name (+ version, digest and crop when another table shares the name)."""
+        if not self.qualified:
+            return self.task
+        extra = [f"v{self.task_version}"]
+        if self.task_digest:
+            extra.append(f"task {self.task_digest[:CHECKPOINT_HEX]}")
+        if self.crop:
+            extra.append(f"crop {self.crop}")
+        return f"{self.task} ({', '.join(extra)})"
 
     @property
     def title(self) -> str:
         """'task on machine'."""
-        return f"{self.task} on {self.machine}"
+        return f"{self.task_label} on {self.machine}"
 
 
 def group_tables(rows: Iterable[dict[str, Any]]) -> list[Table]:
-    """Rows grouped by (task, machine_id), tables sorted by task, machine label, machine id."""
-    tables: dict[tuple[str, str], Table] = {}
+    """Rows grouped by task (name, version, digest, crop) and machine_id; tables sorted by task,
+    machine label, machine id, version, digest, crop.
+
+    A row without a task digest (an asv result) joins the table of the same task name, version
+    and machine that holds the newest row, since it cannot say which digest it ran."""
+    tables: dict[tuple, Table] = {}
+    undigested: list[dict[str, Any]] = []
     for row in rows:
-        key = (row["task"], row["machine_id"])
+        if row.get("task_digest") is None:
+            undigested.append(row)
+            continue
+        key = (row["task"], row["machine_id"], row.get("task_version"), row["task_digest"],
+               row.get("crop"))
         table = tables.get(key)
         if table is None:
-            table = tables[key] = Table(row["task"], row["machine_id"], row["machine"])
+            table = tables[key] = Table(row["task"], row["machine_id"], row["machine"],
+                                        task_version=key[2], task_digest=key[3], crop=key[4])
         table.rows.append(row)
-    return sorted(tables.values(), key=lambda t: (t.task, t.machine, t.machine_id))
+    newest: dict[tuple, Table] = {}
+    for table in tables.values():
+        short = (table.task, table.machine_id, table.task_version)
+        if short not in newest or (max(map(recency, table.rows))
+                                   > max(map(recency, newest[short].rows))):
+            newest[short] = table
+    for row in undigested:
+        short = (row["task"], row["machine_id"], row.get("task_version"))
+        table = newest.get(short)
+        if table is None:
+            table = newest[short] = tables[(*short, None, None)] = Table(
+                row["task"], row["machine_id"], row["machine"], task_version=short[2])
+        table.rows.append(row)
+    siblings: dict[tuple[str, str], int] = {}
+    for table in tables.values():
+        siblings[(table.task, table.machine_id)] = siblings.get(
+            (table.task, table.machine_id), 0) + 1
+    for table in tables.values():
+        table.qualified = siblings[(table.task, table.machine_id)] > 1
+    return sorted(tables.values(), key=lambda t: (t.task, t.machine, t.machine_id,
+                                                  str(t.task_version), t.task_digest or "",
+                                                  t.crop or 0))
 
 
 @dataclass
@@ -149,8 +260,13 @@ class Latest:
 
 def latest(table: Table) -> Latest:
     """The latest commit of ``table`` (highest commit position; ties and unknown positions are
-    broken by the latest creation time) and the latest run of each variant at that commit."""
-    newest = max(table.rows, key=recency)
+    broken by the latest creation time) and the latest run of each variant at that commit.
+
+    Only reference runs move the table to a newer commit (when it has any): a ``--limit`` or
+    user-checkpoint run at a newer commit is listed among the older variants instead of hiding
+    every reference row."""
+    reference = [r for r in table.rows if variant_of(r).is_reference]
+    newest = max(reference or table.rows, key=recency)
     commit = newest["commit"]
     per_variant: dict[Variant, dict[str, Any]] = {}
     others: set[Variant] = set()

@@ -44,7 +44,8 @@ RECENT_METRICS = ("psnr_db", "ssim", "latency_median_ms", "end_to_end_ms", "peak
 RECENT_RUNS = 20
 MAX_CHANGES = 500
 #: Columns of changes.csv / changes.json.
-CHANGE_COLUMNS = ("task", "machine", "machine_id", "model", "quant", "preprocess", "metric",
+CHANGE_COLUMNS = ("task", "task_version", "task_digest", "machine", "machine_id", "model",
+                  "quant", "preprocess", "checkpoint", "pairs", "metric",
                   "before_commit", "after_commit", "before_position", "after_position", "before",
                   "after", "delta", "relative", "band", "kind")
 
@@ -151,9 +152,9 @@ def leaderboard_ctx(lt: Latest, hrefs: dict, files: dict) -> dict[str, Any]:
     for row, mark in zip(lt.rows, marks, strict=True):
         v = variant_of(row)
         rows.append({
-            "model": v.model, "quant": v.quant, "preprocess": v.preprocess,
+            "model": v.model, "quant": v.quant, "preprocess": v.preprocess, "marks": v.marks,
             "order": _rank(v.model, MODEL_ORDER), "quant_order": _rank(v.quant, QUANT_ORDER),
-            "href": hrefs[(t.task, t.machine_id, v)],
+            "href": hrefs[(t.key, v)],
             "quantized_nothing": bool(row.get("quantized_nothing")),
             "status": row["status"], "status_reason": status_reason(row),
             "cells": [value_cell(row, m) for m in LEADERBOARD_METRICS],
@@ -166,7 +167,7 @@ def leaderboard_ctx(lt: Latest, hrefs: dict, files: dict) -> dict[str, Any]:
         "machine_href": machine_href(t.machine_id), "commit": lt.commit_label,
         "history_href": f"history/{t.slug}.html", "chart_href": f"pareto.html#{t.slug}",
         "csv": f"data/{files[t.key][0]}", "json": f"data/{files[t.key][1]}",
-        "older": [{"label": o.label, "href": hrefs[(t.task, t.machine_id, o)]}
+        "older": [{"label": o.label, "href": hrefs[(t.key, o)]}
                   for o in lt.older],
         "headers": [header(m) for m in LEADERBOARD_METRICS],
         "pareto_headers": [{"text": f"Pareto {name}",
@@ -183,7 +184,7 @@ def variant_pages(w: Writer, h: HistoryTable, lt: Latest, hrefs: dict,
     commits = h.commits
     first, last = commits[0].label, commits[-1].label
     for s in h.series:
-        href = hrefs[(t.task, t.machine_id, s.variant)]
+        href = hrefs[(t.key, s.variant)]
         measured = [i for i, r in enumerate(s.rows) if r is not None]
         row = s.rows[measured[-1]]
         extra = sorted(k for k in row if re.fullmatch(r"psnr_x\d+_db", k))
@@ -253,14 +254,14 @@ def history_page(w: Writer, h: HistoryTable, hrefs: dict) -> dict[str, Any]:
                 "last": number(float(vals[finite[-1]]), m) if finite.size else None,
                 "bad": sum(c.bad for c in ch), "good": sum(not c.bad for c in ch)})
         series.append({"label": s.variant.label, "cells": cells,
-                       "href": hrefs[(t.task, t.machine_id, s.variant)]})
+                       "href": hrefs[(t.key, s.variant)]})
     changes = _changes_latest_first(h.changes)
     rel = f"history/{t.slug}.html"
     w.page(rel, "history_table.html", title=f"History: {t.title}", slug=t.slug,
            machine=t.machine, machine_href=machine_href(t.machine_id),
            n_commits=len(h.commits), first=h.commits[0].label, last=h.commits[-1].label,
            metrics=[{"header": header(m)} for m in HISTORY_DISPLAY], series=series,
-           changes=[change_ctx(c, h, hrefs[(t.task, t.machine_id, c.variant)])
+           changes=[change_ctx(c, h, hrefs[(t.key, c.variant)])
                     for c in changes[:MAX_CHANGES]],
            truncated=len(changes) if len(changes) > MAX_CHANGES else 0, show_table=False,
            bands=bands())
@@ -294,9 +295,11 @@ def changes_rows(histories: list[HistoryTable]) -> list[dict[str, Any]]:
     for h in histories:
         for c in h.changes:
             a, b = h.commits[c.before_index], h.commits[c.after_index]
-            out.append({"task": h.table.task, "machine": h.table.machine,
+            out.append({"task": h.table.task, "task_version": h.table.task_version,
+                        "task_digest": h.table.task_digest, "machine": h.table.machine,
                         "machine_id": h.table.machine_id, "model": c.variant.model,
                         "quant": c.variant.quant, "preprocess": c.variant.preprocess,
+                        "checkpoint": c.variant.checkpoint, "pairs": c.variant.pairs,
                         "metric": c.metric, "before_commit": a.sha, "after_commit": b.sha,
                         "before_position": a.position, "after_position": b.position,
                         "before": c.before, "after": c.after, "delta": c.delta,

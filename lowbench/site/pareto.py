@@ -2,7 +2,8 @@
 
 A point is optimal when no other point is at least as good on both metrics and strictly better on
 one, values compared at :data:`RESOLUTION`. Points with a missing value (None, NaN) take no part:
-their mark is None.
+their mark is None; so do rows that measured something else than the reference cell (a user
+checkpoint, a subset of the task's pairs: see lowbench.results.is_reference).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from lowbench.results import direction
+from lowbench.results import direction, is_reference
 
 #: The quality metric and the three costs it is traded against, as (name, column).
 QUALITY = "psnr_db"
@@ -66,9 +67,10 @@ def pareto_mask(xs: Sequence[float | None], ys: Sequence[float | None], x_metric
 
 
 def row_marks(rows: Sequence[dict[str, Any]]) -> list[dict[str, bool | None]]:
-    """For each row: {cost name: Pareto mark of quality vs that cost} (failed rows: None)."""
+    """For each row: {cost name: Pareto mark of quality vs that cost} (None for failed rows and
+    rows not comparable with the reference cells: a user checkpoint, a subset of the pairs)."""
     marks: list[dict[str, bool | None]] = [{} for _ in rows]
-    ok = [r if r.get("status") == "ok" else {} for r in rows]
+    ok = [r if r.get("status") == "ok" and is_reference(r) else {} for r in rows]
     for name, metric in COSTS:
         mask = pareto_mask([r.get(metric) for r in ok], [r.get(QUALITY) for r in ok],
                            metric, QUALITY)
