@@ -89,7 +89,8 @@ def _float_weights(model_name: str, checkpoint: str | Path | None
     model = build(model_name)
     qat = is_qat_checkpoint(metadata)
     if qat:
-        state_dict = {k: v for k, v in state_dict.items() if k in model.state_dict()}
+        weights = model.state_dict().keys()
+        state_dict = {k: v for k, v in state_dict.items() if k in weights}
     model.load_state_dict(state_dict)
     return model.eval(), _checkpoint_info(path, source), qat
 
@@ -123,7 +124,8 @@ def build_variant(
     """Build ``model_name`` x ``quant_name`` on ``device`` (``"cpu"`` or ``"cuda"``).
 
     Weights: ``checkpoint`` (a user file) or the shipped checkpoint (for ``qat``: the shipped
-    QAT checkpoint). ``task``/``data_root`` pick the train split that calibrates ``static``
+    QAT checkpoint); the other variants of a QAT checkpoint use its float weights (``note``
+    says so). ``task``/``data_root`` pick the train split that calibrates ``static``
     (``calibration`` overrides :data:`lowbench.quant.DEFAULT_CALIBRATION`). ``info`` keys:
     model, quant, engine, quantized_layers, quantized_nothing, calibration, checkpoint
     ({"path", "sha256", "source": "shipped"|"user"|None}), device, dtype, status
