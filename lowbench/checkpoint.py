@@ -3,6 +3,10 @@
 Nothing a user hands in is ever unpickled: ``.safetensors`` files are read with safetensors,
 and ``.pth``/``.pt`` files only with ``torch.load(weights_only=True)`` and only if they hold a
 SeeInDark state dict (the public PyTorch ports of SID), which is mapped onto our ``sid`` keys.
+The other original classes (``Light_SeeInDark``, ``Lighter_SeeInDark``,
+``Light_SeeInDark_Rewrite``) are converted to ``.safetensors`` by ``lowbench checkpoint
+convert`` (:mod:`lowbench.convert`), which uses :func:`read_pth_state_dict` and
+:func:`to_lowbench_keys` from here.
 
 Key layout: a checkpoint stores (and :func:`load_checkpoint` returns) the keys of
 ``lowbench.models.build(name).state_dict()``, i.e. ``core.conv1_1.weight`` ...; a state dict of
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import re
 import warnings
 from collections.abc import Mapping
 from functools import cache
@@ -27,6 +31,7 @@ from torch import nn
 
 from lowbench import __version__
 from lowbench.errors import CheckpointError, VariantError
+from lowbench.fsutil import atomic_write_bytes
 from lowbench.models import LEARNED_MODELS, build, describe
 
 FORMAT_VERSION = "1"
@@ -46,6 +51,24 @@ METADATA_KEYS = (
 _CORE_PREFIX = "core."
 _CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 
+#: The original SID project's PyTorch class (ports of cchen156/Learning-to-See-in-the-Dark)
+#: whose state dict each lowbench model reads. Their layer names are lowbench's: ``conv1_1`` ..
+#: ``conv9_2``, ``upv6`` .. ``upv9``, ``conv10_1``; a depthwise-separable conv is
+#: ``convK_N.depthwise`` + ``convK_N.pointwise`` (their ``depthwise_pointwise_conv``).
+ORIGINAL_ARCHITECTURES = {
+    "sid": "SeeInDark",
+    "light": "Light_SeeInDark",
+    "lighter": "Lighter_SeeInDark",
+}
+#: ``Light_SeeInDark`` with each separable conv as two flat convs: ``convK_2_1`` (depthwise) and
+#: ``convK_2_2`` (pointwise) instead of ``convK_2.depthwise`` / ``convK_2.pointwise``.
+REWRITE_ARCHITECTURE = "Light_SeeInDark_Rewrite"
+_SPLIT_SEPARABLE_KEY = re.compile(r"^(conv\d+_[12])_([12])\.(weight|bias)$")
+_SPLIT_PART = {"1": "depthwise", "2": "pointwise"}
+#: Keys under which training scripts commonly nest the state dict in a checkpoint dict.
+_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
 
 @cache
 def _signature(model_name: str) -> dict[str, tuple[int, ...]]:
@@ -53,6 +76,11 @@ def _signature(model_name: str) -> dict[str, tuple[int, ...]]:
     with torch.device("meta"):
         model = build(model_name)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def parameter_shapes(model_name: str) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of every tensor in ``build(model_name).state_dict()`` (checkpoint layout)."""
+    return dict(_signature(model_name))
 
 
 def _fits(state_dict: Mapping[str, torch.Tensor], model_name: str, qat: bool = False) -> bool:
@@ -64,7 +92,7 @@ def _fits(state_dict: Mapping[str, torch.Tensor], model_name: str, qat: bool = F
     return keys_ok and all(tuple(state_dict[k].shape) == shape for k, shape in signature.items())
 
 
-def _is_qat(metadata: Mapping[str, Any]) -> bool:
+def is_qat_checkpoint(metadata: Mapping[str, Any]) -> bool:
     """True if metadata marks a QAT checkpoint: ``qat`` true, or a recipe with ``"qat": true``."""
     if str(metadata.get("qat", "")).lower() in ("true", "1"):
         return True
@@ -80,10 +108,96 @@ def _is_qat(metadata: Mapping[str, Any]) -> bool:
 def detect_architecture(state_dict: Mapping[str, torch.Tensor]) -> str | None:
     """Name of the registered learned model whose keys and shapes the state dict fits, or None.
 
-    Keys may be in checkpoint layout (``core.conv1_1.weight``) or bare-core layout.
+    Keys may be in checkpoint layout (``core.conv1_1.weight``), bare-core layout, or any
+    original SID layout :func:`to_lowbench_keys` maps (``module.`` prefixes,
+    ``Light_SeeInDark_Rewrite``'s ``convK_2_1``/``convK_2_2``).
     """
-    state_dict = _with_core_prefix(state_dict)
+    state_dict, _ = to_lowbench_keys(state_dict)
     return next((name for name in LEARNED_MODELS if _fits(state_dict, name)), None)
+
+
+def to_lowbench_keys(
+    state_dict: Mapping[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], bool]:
+    """Map an original SID state dict's key names onto lowbench's checkpoint layout.
+
+    Strips ``module.`` prefixes (``nn.DataParallel``), renames ``Light_SeeInDark_Rewrite``'s
+    split separable convs (``convK_2_1`` -> ``convK_2.depthwise``, ``convK_2_2`` ->
+    ``convK_2.pointwise``) and adds the ``core.`` prefix (kept if every key has it). Every
+    other name is already lowbench's. Returns ``(mapped state dict, whether split-conv keys
+    were renamed)``; tensors are not copied.
+    """
+    bare: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        while key.startswith("module."):
+            key = key.removeprefix("module.")
+        bare[key] = value
+    if bare and all(k.startswith(_CORE_PREFIX) for k in bare):
+        bare = {k.removeprefix(_CORE_PREFIX): v for k, v in bare.items()}
+    mapped: dict[str, torch.Tensor] = {}
+    split = False
+    for key, value in bare.items():
+        match = _SPLIT_SEPARABLE_KEY.match(key)
+        if match:
+            conv, part, kind = match.groups()
+            key = f"{conv}.{_SPLIT_PART[part]}.{kind}"
+            split = True
+        mapped[_CORE_PREFIX + key] = value
+    return mapped, split
+
+
+def _refusal_reason(err: BaseException) -> str:
+    """What ``torch.load(weights_only=True)`` objected to, as plain text without torch's advice.
+
+    torch's message bolds text with ANSI escapes and suggests unsafe loading; only the reason is
+    kept (the class a pickle references, an unsupported pickle opcode, a TorchScript archive).
+    """
+    if isinstance(err, FileNotFoundError):
+        return "file not found"
+    text = _ANSI_ESCAPE.sub("", str(err))
+    if "TorchScript" in text:
+        return "it is a TorchScript archive, not a state dict"
+    if "WeightsUnpickler error:" in text:
+        detail = " ".join(text.split("WeightsUnpickler error:", 1)[1].split())
+        detail = detail.split(" Please use")[0].split(" Check the documentation")[0]
+        global_name = re.search(r"Unsupported global: GLOBAL (\S+)", detail)
+        if global_name:
+            return f"it pickles the Python object {global_name.group(1)}, not only tensors"
+        return f"not a plain state-dict pickle ({detail.rstrip('. ')})"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if not first or "weights_only" in first or "Weights only" in first:
+        return f"not a plain state-dict file ({type(err).__name__})"
+    return first[:200]
+
+
+def read_pth_state_dict(path: Path, refused: str, fix: str) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.pth``/``.pt`` state dict, read with ``torch.load(weights_only=True)``.
+
+    Accepts a flat ``{name: tensor}`` dict or one nested under ``state_dict``, ``model`` or
+    ``model_state_dict`` (other entries of such a checkpoint dict, e.g. an epoch, are ignored).
+    Keys are returned as stored. Anything else (pickled objects, TorchScript archives,
+    garbage) raises CheckpointError ``"<path>: <refused> (<reason>); <fix>"`` on one line; the
+    file is never loaded any other way.
+    """
+    try:
+        with warnings.catch_warnings():  # e.g. "looks like a TorchScript archive": refused below
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any refusal or read failure: never retry without weights_only
+        raise CheckpointError(f"{path}: {refused} ({_refusal_reason(err)}); {fix}") from None
+    if isinstance(obj, Mapping):
+        nested = [obj[k] for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping)]
+        if nested and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+            obj = nested[0]
+    if not isinstance(obj, Mapping) or not obj:
+        what = "an empty dict" if isinstance(obj, Mapping) else f"a {type(obj).__name__}"
+        raise CheckpointError(f"{path}: {refused} (it holds {what}, not a state dict); {fix}")
+    bad = [k for k, v in obj.items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))]
+    if bad:
+        raise CheckpointError(
+            f"{path}: {refused} (entry {bad[0]!r} is not a tensor: not a state dict); {fix}"
+        )
+    return dict(obj)
 
 
 def _with_core_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -131,7 +245,7 @@ def _metadata_strings(model_name: str, metadata: Mapping[str, Any], half: bool) 
         model=model_name,
         format_version=FORMAT_VERSION,
         dtype="float16" if half else "float32",
-        qat="true" if _is_qat(metadata) else "false",
+        qat="true" if is_qat_checkpoint(metadata) else "false",
         lowbench_version=__version__,
     )
     return out
@@ -145,7 +259,7 @@ def save_checkpoint(
     half: bool = False,
     check_architecture: bool = True,
 ) -> Path:
-    """Write a ``.safetensors`` checkpoint atomically (temp file in the same dir + os.replace).
+    """Write a ``.safetensors`` checkpoint atomically (:func:`lowbench.fsutil.atomic_write_bytes`).
 
     ``state_dict`` is the model's (``core.``-prefixed) or its core's state dict. ``metadata``
     should carry recipe (dict, stored as sorted JSON, or a JSON string), task, steps, seed,
@@ -172,22 +286,9 @@ def save_checkpoint(
             value = value.half()  # weights only: QAT observer state keeps its precision
         tensors[key] = value.contiguous().clone()
     if check_architecture:
-        _check_architecture(tensors, model_name, str(path), _is_qat(metadata))
+        _check_architecture(tensors, model_name, str(path), is_qat_checkpoint(metadata))
     data = safetensors_save(tensors, metadata=_metadata_strings(model_name, metadata, half))
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are shared, readable files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, data)
 
 
 def _first_line(err: BaseException) -> str:
@@ -216,26 +317,23 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
 
 
 def _load_seeindark_pth(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    refuse = (
-        f"{path}: only SeeInDark state dicts (public PyTorch SID ports) are accepted as "
-        ".pth/.pt; convert other weights to .safetensors"
+    convert = (
+        f"convert it with `lowbench checkpoint convert {path} --out {path.stem}.safetensors` "
+        "(docs/checkpoints.md)"
     )
-    try:
-        with warnings.catch_warnings():  # e.g. "looks like a TorchScript archive": refused below
-            warnings.simplefilter("ignore", UserWarning)
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # any refusal or read failure: never retry without weights_only
-        raise CheckpointError(f"{refuse} (refused or unreadable: {_first_line(err)})") from None
-    if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointError(f"{refuse} (holds a {type(obj).__name__}, not a state dict)")
-    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
-        raise CheckpointError(f"{refuse} (holds non-tensor entries)")
-    state_dict = {k.removeprefix("module."): v for k, v in obj.items()}
-    state_dict = {_CORE_PREFIX + k: v for k, v in state_dict.items()}
+    only = "only SeeInDark state dicts (original SID PyTorch ports) are read from .pth/.pt files"
+    state_dict = read_pth_state_dict(
+        path, only, "save the model's state dict alone (torch.save(model.state_dict(), ...)) "
+        f"and {convert}"
+    )
+    state_dict, _ = to_lowbench_keys(state_dict)
     if not _fits(state_dict, "sid"):
         found = detect_architecture(state_dict)
-        extra = f"; its keys fit '{found}', save it as .safetensors" if found else ""
-        raise CheckpointError(f"{refuse} (keys/shapes are not SeeInDark's{extra})")
+        fits = f"; its keys fit '{found}'" if found else ""
+        raise CheckpointError(
+            f"{path}: {only} (keys/shapes are not SeeInDark's{fits}); "
+            + (convert if found else "pass a SeeInDark or lowbench checkpoint")
+        )
     metadata = {key: "" for key in METADATA_KEYS}
     metadata.update(
         model="sid",
@@ -300,7 +398,7 @@ def load_checkpoint(
                 f"{path}: weights fit no registered model ({', '.join(LEARNED_MODELS)}); "
                 "use a lowbench checkpoint"
             )
-        _check_architecture(state_dict, target, str(path), _is_qat(metadata))
+        _check_architecture(state_dict, target, str(path), is_qat_checkpoint(metadata))
     state_dict = {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
     return state_dict, metadata
 

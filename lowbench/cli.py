@@ -93,6 +93,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    """`lowbench checkpoint convert`: see lowbench.convert."""
+    from lowbench.convert import run_from_args
+
+    return run_from_args(args)
+
+
 def cmd_site(args: argparse.Namespace) -> int:
     """`lowbench site build`: see lowbench.site."""
     from lowbench.site.build import run_from_args
@@ -164,6 +171,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-root", default=None)
     s.add_argument("--size", type=int, default=256, help="packed input side used for tracing")
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("checkpoint", help="convert the original SID project's checkpoints")
+    csub = s.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = csub.add_parser("convert", help="original SID .pth state dict -> lowbench .safetensors "
+                                        "(read with torch.load(weights_only=True) only)")
+    c.add_argument("file", metavar="FILE.pth", help="SeeInDark, Light_SeeInDark, "
+                   "Lighter_SeeInDark or Light_SeeInDark_Rewrite state dict")
+    c.add_argument("--out", required=True, metavar="FILE.safetensors", help="output checkpoint")
+    c.add_argument("--model", default=None,
+                   help="lowbench model the weights are for (default: detected from the keys)")
+    c.set_defaults(func=cmd_checkpoint)
 
     s = sub.add_parser("site", help="build the static HTML leaderboard")
     ssub = s.add_subparsers(dest="action", required=True, metavar="ACTION")

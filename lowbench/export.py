@@ -6,15 +6,21 @@ file accepts any ``(N, 4, h, w)`` input like the in-process module; if that fail
 module is traced at ``size`` (then the file is specific to that input size). ONNX: the
 TorchScript-based exporter (``dynamo=False``, opset :data:`ONNX_OPSET`) at a fixed
 ``1 x 4 x size x size`` input (dynamic batch); int8 variants export as QuantizeLinear /
-DequantizeLinear (QDQ) graphs. Every file is written to a temp file and checked there
-(TorchScript: ``torch.jit.load``; ONNX: ``onnx.checker``), then moved into place
-(``os.replace``); :func:`max_abs_diff` compares a reloaded file with the in-process module.
+DequantizeLinear (QDQ) graphs. Every file is checked before it is moved into place
+(TorchScript: ``torch.jit.load`` of the bytes; ONNX: ``onnx.checker`` on a temp file, then
+``os.replace``); :func:`max_abs_diff` compares a reloaded file with the in-process module.
+
+A TorchScript file is a zip archive whose entries sit under one top folder; ``torch.jit.save``
+to a path names that folder after the file, so the file's size would depend on its name (and
+on a temp file's random name). It is serialized to memory instead (folder ``archive``) and
+written with :func:`lowbench.fsutil.atomic_write_bytes`: its bytes are a property of the model.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import tempfile
 import warnings
@@ -25,6 +31,7 @@ import torch
 from torch import nn
 
 from lowbench.errors import LowbenchError, VariantError
+from lowbench.fsutil import atomic_write_bytes
 from lowbench.models.unet import PaddedModel, pad_to_multiple
 from lowbench.quant import HalfPrecision, quiet_ao
 from lowbench.variants import Variant, build_variant
@@ -84,11 +91,18 @@ def _tmp_beside(out: Path) -> Path:
     return Path(tmp)
 
 
-def _write_torchscript(module: nn.Module, x: torch.Tensor, tmp: Path) -> None:
+def torchscript_bytes(module: nn.Module, x: torch.Tensor) -> bytes:
+    """The TorchScript file of ``module`` (see :func:`to_torchscript`) as bytes, loaded back once.
+
+    Saved to memory, so the archive's top folder is always ``archive``: the same model gives
+    the same bytes whatever file name they are written to.
+    """
     scripted, _ = to_torchscript(module, x)
+    buffer = io.BytesIO()
     with _quiet_export():
-        torch.jit.save(scripted, str(tmp))
-        torch.jit.load(str(tmp), map_location=x.device)  # must load back
+        torch.jit.save(scripted, buffer)
+        torch.jit.load(io.BytesIO(buffer.getvalue()), map_location=x.device)  # must load back
+    return buffer.getvalue()
 
 
 def _write_onnx(variant: Variant, x: torch.Tensor, tmp: Path) -> None:
@@ -130,12 +144,11 @@ def export_variant(variant: Variant, fmt: str, out: str | Path, size: int = 256)
                            "pick a learned model and a variant supported here")
     out = Path(out)
     x = example_input(variant.module, size)
+    if fmt == "torchscript":
+        return atomic_write_bytes(out, torchscript_bytes(variant.module, x))
     tmp = _tmp_beside(out)
     try:
-        if fmt == "torchscript":
-            _write_torchscript(variant.module, x, tmp)
-        else:
-            _write_onnx(variant, x, tmp)
+        _write_onnx(variant, x, tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     finally:

@@ -16,6 +16,7 @@ from torch import nn
 
 from lowbench import quant
 from lowbench.checkpoint import (
+    is_qat_checkpoint,
     load_checkpoint,
     shipped_checkpoint_path,
     shipped_qat_checkpoint_path,
@@ -68,16 +69,30 @@ def _checkpoint_info(path: Path | None, source: str | None) -> dict[str, Any]:
     return {"path": str(path), "sha256": sha256_file(path), "source": source}
 
 
+#: ``info["note"]`` of a float variant built from a QAT checkpoint's weights.
+QAT_FLOAT_NOTE = ("float weights of a QAT checkpoint (its fake-quant and observer state is not "
+                  "used; --quant qat runs it as trained)")
+
+
 def _float_weights(model_name: str, checkpoint: str | Path | None
-                   ) -> tuple[nn.Module, dict[str, Any]]:
+                   ) -> tuple[nn.Module, dict[str, Any], bool]:
+    """The eval-mode float model, its checkpoint info, and whether the file is a QAT checkpoint.
+
+    A QAT checkpoint holds the model's float (latent) weights plus fake-quant/observer state;
+    the float variants use the weights alone, as the model would run without fake quantization.
+    """
     if checkpoint is not None:
         path, source = Path(checkpoint), "user"
     else:
         path, source = shipped_checkpoint_path(model_name), "shipped"  # CheckpointError if none
-    state_dict, _ = load_checkpoint(path, expected_model=model_name)
+    state_dict, metadata = load_checkpoint(path, expected_model=model_name)
     model = build(model_name)
+    qat = is_qat_checkpoint(metadata)
+    if qat:
+        weights = model.state_dict().keys()
+        state_dict = {k: v for k, v in state_dict.items() if k in weights}
     model.load_state_dict(state_dict)
-    return model.eval(), _checkpoint_info(path, source)
+    return model.eval(), _checkpoint_info(path, source), qat
 
 
 def _qat_weights(model_name: str, checkpoint: str | Path | None
@@ -109,7 +124,8 @@ def build_variant(
     """Build ``model_name`` x ``quant_name`` on ``device`` (``"cpu"`` or ``"cuda"``).
 
     Weights: ``checkpoint`` (a user file) or the shipped checkpoint (for ``qat``: the shipped
-    QAT checkpoint). ``task``/``data_root`` pick the train split that calibrates ``static``
+    QAT checkpoint); the other variants of a QAT checkpoint use its float weights (``note``
+    says so). ``task``/``data_root`` pick the train split that calibrates ``static``
     (``calibration`` overrides :data:`lowbench.quant.DEFAULT_CALIBRATION`). ``info`` keys:
     model, quant, engine, quantized_layers, quantized_nothing, calibration, checkpoint
     ({"path", "sha256", "source": "shipped"|"user"|None}), device, dtype, status
@@ -129,7 +145,7 @@ def build_variant(
         module, info = quant.build_qat(model_name, state_dict, source=ckpt["path"],
                                        device=device, metadata=metadata)
     else:
-        model, ckpt = _float_weights(model_name, checkpoint)
+        model, ckpt, from_qat = _float_weights(model_name, checkpoint)
         if quant_name == "fp32":
             module, info = quant.build_fp32(model, device)
         elif quant_name == "fp16":
@@ -140,5 +156,7 @@ def build_variant(
             module, info = quant.build_static(
                 model, model_name, weights_id=ckpt["sha256"], task=task, data_root=data_root,
                 device=device, settings=calibration or quant.DEFAULT_CALIBRATION)
+        if from_qat:
+            info["note"] = "; ".join(n for n in (QAT_FLOAT_NOTE, info.get("note")) if n)
     info.update(base, checkpoint=ckpt)
     return Variant(model_name, quant_name, module, info)

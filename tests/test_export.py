@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -151,3 +154,19 @@ def test_run_from_args_prints_path_size_and_diff(variants, tmp_path, capsys):
     assert "\n" not in line
     assert str(out) in line and "MiB" in line and "max |diff| = 0" in line
     assert Path(out).is_file()
+
+
+def test_torchscript_file_size_does_not_depend_on_the_file_name(tmp_path):
+    """A TorchScript zip keeps its entries under one folder; saved to a path, that folder was
+    the (temp) file's name, so the size changed with --out. Each export runs in a fresh process
+    (TorchScript numbers the class names of every module it compiles within a process)."""
+    files = [tmp_path / "a.pt", tmp_path / "a_much_longer_name.pt"]
+    for out in files:
+        proc = subprocess.run([sys.executable, "-m", "lowbench", "export", "--model", "lighter",
+                               "--out", str(out), "--size", "16"], capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+    assert files[0].stat().st_size == files[1].stat().st_size
+    entries = [zipfile.ZipFile(f).namelist() for f in files]
+    assert entries[0] == entries[1] and all(n.startswith("archive/") for n in entries[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "a_much_longer_name.pt"]
