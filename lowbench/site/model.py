@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from lowbench.units import format_mib
+
 #: Natural order of models and quantizations (others follow, alphabetically).
 MODEL_ORDER = ("sid", "light", "lighter", "fire", "libraw")
 QUANT_ORDER = ("fp32", "fp16", "dynamic", "static", "qat")
@@ -172,6 +174,8 @@ def number(value: float | None, metric: str | None = None) -> str:
         return ""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         return str(value)
+    if metric == "size_bytes":
+        return format_mib(value)  # one unit and rounding everywhere (lowbench.units)
     if metric in COLUMN:
         value = value / COLUMN[metric][3]
     if metric == "ssim":
