@@ -190,9 +190,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.format not in FORMATS:
         raise LowbenchError(f"unknown --format {args.format!r}; choose one of: "
                             f"{', '.join(FORMATS)}")
-    calibrating = " (static int8: calibrating, or reading the calibration cache)"
     with Progress(f"export {args.model}/{args.quant}") as reporter:  # stderr, TTY or not
-        reporter.stage("building the variant" + (calibrating if args.quant == "static" else ""))
+        reporter.stage("building and calibrating the variant" if args.quant == "static"
+                       else "building the variant")
         variant = build_variant(args.model, args.quant, checkpoint=args.checkpoint,
                                 task=args.task, data_root=args.data_root, device="cpu")
         if variant.info.get("status") == "unsupported":
