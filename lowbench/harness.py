@@ -526,7 +526,7 @@ def summary_rows(record: dict[str, Any]) -> list[list[Any]]:
          "mJ"],
         ["params", val(size.get("params")), ""],
         ["MACs", val(size.get("macs")), ""],
-        ["size", val(size.get("size_bytes") and format_mib(size["size_bytes"]),
+        ["size", val(format_mib(size.get("size_bytes"), missing=None),
                      (size.get("reasons") or {}).get("size_bytes")), SIZE_UNIT],
     ]
     return rows

@@ -34,6 +34,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         rows = [{k: v for k, v in r.items() if k != "gallery"} for r in table.rows]
         sys.stdout.write(json.dumps(rows, indent=1, sort_keys=True, default=str) + "\n")
         return 0
+
     def cell(r: dict, c: str) -> object:
         if c == "commit":
             return str(r.get(c))[:10]
