@@ -63,24 +63,26 @@ def run(args: argparse.Namespace) -> int:
     Exit code 0 for status ok/unsupported, 2 when the variant failed (NaN/Inf output)."""
     out = out_folder(args)  # before torch is imported: a wrong --publish answers at once
     from tabulate import tabulate
-    from tqdm import tqdm
 
     from lowbench.harness import evaluate, summary_rows
+    from lowbench.progress import Progress
     from lowbench.record import write_record
 
     cfg = config_from_args(args)
     out = _check_out(out)
     t0 = time.perf_counter()
 
+    # on stderr, terminal or not (CI logs, nohup): a tqdm bar on a TTY, else a line every few s
+    reporter = Progress(f"evaluate {cfg.model}/{cfg.quant}")
+
     def progress(pairs):
-        return tqdm(pairs, desc=f"{cfg.model}/{cfg.quant} pairs", unit="pair", file=sys.stderr,
-                    leave=False, disable=None)
+        return reporter.iterate(pairs, "pairs")
 
     def status(msg: str) -> None:
-        if sys.stderr.isatty():
-            print(f"lowbench: {msg} ...", file=sys.stderr)
+        reporter.stage(msg)
 
-    record = evaluate(cfg, results_dir=out, progress=progress, status=status)
+    with reporter:
+        record = evaluate(cfg, results_dir=out, progress=progress, status=status)
     path = write_record(record, out)
     if args.json:
         sys.stdout.write(json.dumps(record, indent=1, sort_keys=True, allow_nan=False) + "\n")

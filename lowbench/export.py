@@ -195,19 +195,28 @@ def max_abs_diff(variant: Variant, path: str | Path, fmt: str, size: int = 256) 
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """`lowbench export`: build the variant, write the file, print path, size and the check."""
+    """`lowbench export`: build the variant, write the file, print path, size (MiB) and the
+    check."""
+    from lowbench.progress import Progress
+    from lowbench.units import SIZE_UNIT, format_mib
+
     if args.format not in FORMATS:
         raise LowbenchError(f"unknown --format {args.format!r}; choose one of: "
                             f"{', '.join(FORMATS)}")
-    variant = build_variant(args.model, args.quant, checkpoint=args.checkpoint, task=args.task,
-                            data_root=args.data_root, device="cpu")
-    if variant.info.get("status") == "unsupported":
-        raise VariantError(f"{args.model} x {args.quant} is unsupported here: "
-                           f"{variant.info.get('reason')}")
-    path = export_variant(variant, args.format, Path(args.out), size=args.size)
-    diff = max_abs_diff(variant, path, args.format, size=args.size)
-    mib = path.stat().st_size / 2**20
-    print(f"wrote {path} ({mib:.2f} MiB, {args.format}, {args.model} x {args.quant}, "
+    with Progress(f"export {args.model}/{args.quant}") as reporter:  # stderr, TTY or not
+        reporter.stage("building and calibrating the variant" if args.quant == "static"
+                       else "building the variant")
+        variant = build_variant(args.model, args.quant, checkpoint=args.checkpoint,
+                                task=args.task, data_root=args.data_root, device="cpu")
+        if variant.info.get("status") == "unsupported":
+            raise VariantError(f"{args.model} x {args.quant} is unsupported here: "
+                               f"{variant.info.get('reason')}")
+        reporter.stage(f"exporting to {args.format}")
+        path = export_variant(variant, args.format, Path(args.out), size=args.size)
+        reporter.stage(f"checking: reloading {path.name} against the in-process model")
+        diff = max_abs_diff(variant, path, args.format, size=args.size)
+    size = f"{format_mib(path.stat().st_size)} {SIZE_UNIT}"
+    print(f"wrote {path} ({size}, {args.format}, {args.model} x {args.quant}, "
           f"traced at 1x4x{args.size}x{args.size}); reloaded vs in-process max |diff| = "
           f"{diff:.3g}")
     return 0

@@ -506,7 +506,10 @@ def evaluate(cfg: EvalConfig, *, results_dir: Path | None = None,
 
 
 def summary_rows(record: dict[str, Any]) -> list[list[Any]]:
-    """(metric, value, unit) rows of a record for the CLI table; null -> 'n/a (reason)'."""
+    """(metric, value, unit) rows of a record for the CLI table; null -> 'n/a (reason)'.
+    The size is in MiB with 2 decimals (:func:`lowbench.units.format_mib`)."""
+    from lowbench.units import SIZE_UNIT, format_mib
+
     def val(v: Any, reason: str | None = None, fmt: str = "{:.2f}") -> str:
         if v is None:
             return f"n/a ({reason})" if reason else "n/a"
@@ -540,8 +543,8 @@ def summary_rows(record: dict[str, Any]) -> list[list[Any]]:
          "mJ"],
         ["params", val(size.get("params")), ""],
         ["MACs", val(size.get("macs")), ""],
-        ["size", val(size.get("size_bytes"), (size.get("reasons") or {}).get("size_bytes")),
-         "bytes"],
+        ["size", val(format_mib(size.get("size_bytes"), missing=None),
+                     (size.get("reasons") or {}).get("size_bytes")), SIZE_UNIT],
     ]
     return rows
 

@@ -15,6 +15,7 @@ import statistics
 from lowbench.record import iter_records
 from lowbench.results import load_table
 from lowbench.site.model import group_tables, latest, variant_of
+from lowbench.units import SIZE_UNIT, format_mib
 
 QUANTS = ("fp32", "fp16", "dynamic", "static", "qat")
 MODELS = ("sid", "light", "lighter", "fire", "libraw")
@@ -41,7 +42,8 @@ def main() -> int:
               f"{rows[0]['pairs']} pairs; energy: "
               f"{rows[0]['reasons'].get('energy_per_inference_net_mj', 'measured')})\n")
         print("| model | quant | PSNR dB | dPSNR vs fp32 | SSIM | latency median ms | p90 ms "
-              "| speed-up vs fp32 | end-to-end ms | peak RSS MiB | peak swap MiB | size MB "
+              "| speed-up vs fp32 | end-to-end ms | peak RSS MiB | peak swap MiB "
+              f"| size {SIZE_UNIT} "
               "| int8 layers |")
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for m in MODELS:
@@ -70,7 +72,7 @@ def main() -> int:
                       f"| {_f(r['latency_p90_ms'], '{:.1f}')} | {_f(sp, '{:.2f}x')} "
                       f"| {_f(r['end_to_end_ms'], '{:.1f}')} | {_f(r['peak_rss_mib'], '{:.0f}')} "
                       f"| {_f(r['swap_peak_mib'], '{:.0f}')} "
-                      f"| {_f(r['size_bytes'] and r['size_bytes'] / 1e6, '{:.2f}')} | {ql_text} |")
+                      f"| {format_mib(r['size_bytes'])} | {ql_text} |")
         print()
         _print_qat_vs_static(records, by)
     return 0

@@ -39,6 +39,20 @@ def _isolated_results_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.environ["LOWBENCH_RESULTS"] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_progress_lines() -> None:
+    """Without a TTY, long commands print progress lines to stderr every few seconds; on a busy
+    machine they would land before the one error line that the bad-input tests check. Tests of
+    the progress lines set LOWBENCH_PROGRESS_INTERVAL themselves."""
+    old = os.environ.get("LOWBENCH_PROGRESS_INTERVAL")
+    os.environ["LOWBENCH_PROGRESS_INTERVAL"] = "86400"
+    yield
+    if old is None:
+        os.environ.pop("LOWBENCH_PROGRESS_INTERVAL", None)
+    else:
+        os.environ["LOWBENCH_PROGRESS_INTERVAL"] = old
+
+
 @pytest.fixture
 def write_bayer_dng(tmp_path: Path):
     """Factory: write a real DNG (via lowbench's writer) and return its path."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from lowbench.results import REFERENCE, is_complete
+from lowbench.units import format_mib
 
 #: Natural order of models and quantizations (others follow, alphabetically).
 MODEL_ORDER = ("sid", "light", "lighter", "fire", "libraw")
@@ -288,6 +289,8 @@ def number(value: float | None, metric: str | None = None) -> str:
         return ""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         return str(value)
+    if metric == "size_bytes":
+        return format_mib(value)  # one unit and rounding everywhere (lowbench.units)
     if metric in COLUMN:
         value = value / COLUMN[metric][3]
     if metric == "ssim":
