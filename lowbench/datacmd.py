@@ -39,10 +39,12 @@ def verify(task_name: str, data_root: str | None) -> int:
     n_files = len({p.short for p in task.listed()} | {p.long for p in task.listed()})
     pinned = "sha256 pinned" if task.sha256 else "presence only (no pinned checksums)"
     if problems:
-        for line in problems[:20]:
+        # every file that is there but wrong, one line each; missing files: the first 20
+        missing = [p for p in problems if p.startswith("missing")]
+        for line in [p for p in problems if not p.startswith("missing")] + missing[:20]:
             print(f"  {line}")
-        if len(problems) > 20:
-            print(f"  ... and {len(problems) - 20} more")
+        if len(missing) > 20:
+            print(f"  ... and {len(missing) - 20} more missing files")
         raise DataError(f"verify {task.name}: {len(problems)} problem(s) among {n_files} files "
                         f"in {root}; " + task._problem_summary(root, problems))
     checked = "decoded and checked" + (" against the task's raw checks" if task.checks else "")
