@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +32,7 @@ SID_LIST_DIR = PACKAGE_DIR / "data" / "sid_lists"
 TASK_FILE_SUFFIXES = (".yaml", ".yml")
 _TASK_FILE_KEYS = ("name", "description", "pairs", "crop", "calibration_task")
 _PAIR_KEYS = ("short", "long", "ratio")
+_TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -423,9 +425,11 @@ def load_task_file(path: str | Path) -> Task:
         if key not in spec:
             raise LowbenchError(f"task file {written}: missing key `{key}:` (see docs/tasks.md)")
     name = spec["name"]
-    if not isinstance(name, str) or not name.strip() or name in {t.name for t in all_tasks()}:
-        raise LowbenchError(f"task file {written}: `name:` must be a non-empty text other than "
-                            f"a standard task's name, got {name!r}")
+    if (not isinstance(name, str) or not _TASK_NAME.fullmatch(name)
+            or name in {t.name for t in all_tasks()}):
+        raise LowbenchError(f"task file {written}: `name:` must be letters, digits, '.', '_' or "
+                            f"'-' (it names result files) and not a standard task's name, got "
+                            f"{name!r}")
     if not isinstance(spec["pairs"], list) or not spec["pairs"]:
         raise LowbenchError(f"task file {written}: `pairs:` must be a non-empty list of "
                             "{short: FILE, long: FILE, ratio: NUMBER}")
@@ -441,9 +445,9 @@ def load_task_file(path: str | Path) -> Task:
     digest = hashlib.sha256(data).hexdigest()
     description = str(spec.get("description") or f"user task file {file.name}")
     return Task(
-        name=name.strip(), version=1, description=description, split="test", kind="user",
+        name=name, version=1, description=description, split="test", kind="user",
         expected_pairs=len(pairs), crop=crop, exclusions=(), bursts=None, list_file=None,
-        calibration_task=calibration, sha256={}, spec={"kind": "user", "name": name.strip(),
+        calibration_task=calibration, sha256={}, spec={"kind": "user", "name": name,
                                                        "task_file_sha256": digest},
         task_file=file, user_pairs=pairs,
     )

@@ -112,6 +112,7 @@ def test_two_task_files_named_alike_never_share_a_digest(tmp_path, scene_dn):
     ("name: x\npairs:\n  - {short: s.dng, long: l.dng, ratio: 100}\ncrop: 33\n", "`crop:`"),
     ("name: x\npairz: []\n", "unknown key 'pairz'"),
     ("name: synth\npairs:\n  - {short: s.dng, long: l.dng, ratio: 100}\n", "standard task"),
+    ("name: my/cam\npairs:\n  - {short: s.dng, long: l.dng, ratio: 100}\n", "`name:` must"),
     ("name: [x\n", "not valid YAML at line"),
     ("name: x\npairs:\n  - {short: s.dng, long: l.dng, ratio: 100}\n"
      "calibration_task: nope\n", "calibration_task 'nope'"),
