@@ -2,8 +2,10 @@
 
 Every task (synthetic DNGs and real Sony ARWs) goes through these same functions.
 
-* :func:`read` opens a file with rawpy and checks that it is a 2x2 Bayer mosaic; anything else
-  (truncated file, not a raw, X-Trans, linear/non-Bayer) is a :class:`DataError` naming the file.
+* :func:`read` opens a file with rawpy and checks that it is a complete 2x2 Bayer mosaic;
+  anything else is a :class:`DataError` naming the file: a truncated file (TIFF directories
+  declaring data past the end of the file, a LibRaw decode error, a constant or zero-tailed
+  decode), not a raw (LibRaw's message as text), X-Trans, linear/non-Bayer.
 * :func:`pack` is SID's ``pack_raw`` generalised: it reads the file's own Bayer phase
   (``raw_pattern`` + ``color_desc``) and per-channel black levels and white level, and returns
   float32 (4, H/2, W/2) in SID's channel order R, G(red row), B, G(blue row), scaled to [0, 1].
@@ -41,9 +43,6 @@ PACKED_ORDER = ("R", "G_red_row", "B", "G_blue_row")
 #: ``user_flip=0``: develop in sensor orientation, the orientation of the packed network input.
 DEVELOP_SETTINGS = dict(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16,
                         user_flip=0)
-
-#: LibRaw's ``sizes.flip`` code -> EXIF Orientation (1-8) of the file (LibRaw's own mapping).
-_LIBRAW_FLIP_TO_EXIF = {0: 1, 1: 2, 3: 3, 2: 4, 4: 5, 6: 6, 7: 7, 5: 8}
 
 #: Rows at the bottom of a frame that, all exactly 0 DN, mark a zero-filled (truncated) decode.
 _ZERO_TAIL_ROWS = 16
@@ -210,11 +209,6 @@ def check_decoded(path: str | os.PathLike[str], mosaic: np.ndarray) -> None:
     if mosaic.shape[0] > 4 * _ZERO_TAIL_ROWS and not tail.any():
         raise DataError(f"{path} decodes with its last {_ZERO_TAIL_ROWS} rows all 0 DN: the file "
                         "is truncated; copy or download it again")
-
-
-def orientation(raw: rawpy.RawPy) -> int:
-    """The file's EXIF Orientation (1-8) as LibRaw read it (call before any postprocess)."""
-    return _LIBRAW_FLIP_TO_EXIF.get(int(raw.sizes.flip), 1)
 
 
 def read(path: str | os.PathLike[str]) -> rawpy.RawPy:
