@@ -279,9 +279,11 @@ def test_data_verify_lists_each_bad_file_of_a_task_file(tmp_path, scene_dn):
 
 
 # -- the SID tasks check what they load ---------------------------------------------------------
-def _sony_root(root: Path, scene_dn) -> tuple[Path, dict[str, str], list[int]]:
+@pytest.fixture(scope="module")
+def sony_root(tmp_path_factory, scene_dn) -> tuple[Path, dict[str, str], list[int]]:
     """4 pairs of distinct scenes of sid-sony-test under SID's layout: one right (full-size
     Sony-like), three wrong; returns the root, {file: expected reason}, the pairs' indices."""
+    root = tmp_path_factory.mktemp("sony")
     task = get_task("sid-sony-test")
     indices, scenes = [], set()
     for i, p in enumerate(task.listed()):
@@ -305,10 +307,10 @@ def _sony_root(root: Path, scene_dn) -> tuple[Path, dict[str, str], list[int]]:
     return root, expected, indices
 
 
-def test_sid_task_refuses_a_file_of_another_camera_when_loading(tmp_path, scene_dn):
+def test_sid_task_refuses_a_file_of_another_camera_when_loading(tmp_path, sony_root):
     from lowbench.tasks import check_pair
 
-    root, _, indices = _sony_root(tmp_path, scene_dn)
+    root, _, indices = sony_root
     pairs = get_task("sid-sony-test").pairs(root, indices=indices[:2], check=False)
     check_pair(pairs[0])  # the Sony-like full frame passes (what load_truth checks first)
     with pytest.raises(DataError) as err:
@@ -317,8 +319,8 @@ def test_sid_task_refuses_a_file_of_another_camera_when_loading(tmp_path, scene_
     assert pairs[1].short.name in msg and "camera Canon EOS 5D, expected Sony ILCE-7SM2" in msg
 
 
-def test_data_verify_sid_lists_each_failing_file_with_its_reason(tmp_path, scene_dn):
-    root, expected, indices = _sony_root(tmp_path, scene_dn)
+def test_data_verify_sid_lists_each_failing_file_with_its_reason(sony_root):
+    root, expected, indices = sony_root
     proc = lowbench("data", "verify", "sid-sony-test", "--data-root", str(root))
     assert proc.returncode == 2
     lines = proc.stdout.splitlines()
