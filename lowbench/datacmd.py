@@ -25,23 +25,30 @@ def prepare(task_name: str, data_root: str | None) -> int:
 
 
 def verify(task_name: str, data_root: str | None) -> int:
-    """Exit 0 when every file is present and every pinned sha256 matches, else list problems."""
+    """Exit 0 when every file is present, matches its pinned sha256, decodes completely as a
+    Bayer raw, passes the task's raw checks and pairs with a frame of its size; else list each
+    failing file with its reason and exit 2."""
     task = get_task(task_name)
     root = task.resolve_root(data_root)
     if task.name == "synth-train" and data_root is None and not root.is_dir():
         raise DataError(f"synth-train has not been generated yet in {root}; "
                         "run `lowbench data prepare synth-train`")
     problems = task.check_files(root)
+    problems += task.check_contents(root, progress=lambda files: tqdm(
+        files, desc=f"verify {task.name}", unit="file", leave=False, disable=None))
     n_files = len({p.short for p in task.listed()} | {p.long for p in task.listed()})
     pinned = "sha256 pinned" if task.sha256 else "presence only (no pinned checksums)"
     if problems:
-        for line in problems[:20]:
+        # every file that is there but wrong, one line each; missing files: the first 20
+        missing = [p for p in problems if p.startswith("missing")]
+        for line in [p for p in problems if not p.startswith("missing")] + missing[:20]:
             print(f"  {line}")
-        if len(problems) > 20:
-            print(f"  ... and {len(problems) - 20} more")
+        if len(missing) > 20:
+            print(f"  ... and {len(missing) - 20} more missing files")
         raise DataError(f"verify {task.name}: {len(problems)} problem(s) among {n_files} files "
                         f"in {root}; " + task._problem_summary(root, problems))
-    print(f"{task.name} v{task.version}: OK, {n_files} files in {root} ({pinned}), "
+    checked = "decoded and checked" + (" against the task's raw checks" if task.checks else "")
+    print(f"{task.name} v{task.version}: OK, {n_files} files in {root} ({pinned}; {checked}), "
           f"{len(task.listed())} pairs")
     return 0
 

@@ -533,8 +533,7 @@ def calibration_crops(
     picks = [by_scene[s][k % len(by_scene[s])] for k, s in enumerate(scenes)]
     if not picks:
         raise DataError(f"calibration task {cal_name} lists no pairs; check its data root")
-    all_pairs = cal.pairs(root, limit=max(picks) + 1)
-    pairs = [all_pairs[i] for i in picks]
+    pairs = cal.pairs(root, indices=picks)  # checks exactly the files calibration reads
     rng = np.random.default_rng(settings.seed)
     crops: list[torch.Tensor] = []
     for k, pair in enumerate(pairs):

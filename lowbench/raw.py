@@ -2,18 +2,24 @@
 
 Every task (synthetic DNGs and real Sony ARWs) goes through these same functions.
 
-* :func:`read` opens a file with rawpy and checks that it is a 2x2 Bayer mosaic; anything else
-  (truncated file, not a raw, X-Trans, linear/non-Bayer) is a :class:`DataError` naming the file.
+* :func:`read` opens a file with rawpy and checks that it is a complete 2x2 Bayer mosaic;
+  anything else is a :class:`DataError` naming the file: a truncated file (TIFF directories
+  declaring data past the end of the file, a LibRaw decode error, a constant or zero-tailed
+  decode), not a raw (LibRaw's message as text), X-Trans, linear/non-Bayer.
 * :func:`pack` is SID's ``pack_raw`` generalised: it reads the file's own Bayer phase
   (``raw_pattern`` + ``color_desc``) and per-channel black levels and white level, and returns
   float32 (4, H/2, W/2) in SID's channel order R, G(red row), B, G(blue row), scaled to [0, 1].
 * :func:`develop` is the ground truth: LibRaw ``postprocess(use_camera_wb=True, half_size=False,
-  no_auto_bright=True, output_bps=16) / 65535``, cached on disk as .npy keyed by the file's sha256.
+  no_auto_bright=True, output_bps=16, user_flip=0) / 65535``, cached on disk as .npy keyed by the
+  file's sha256. ``user_flip=0`` keeps the sensor orientation of the packed input whatever the
+  file's EXIF Orientation (LibRaw would otherwise rotate/mirror the truth but not the input).
 """
 
 from __future__ import annotations
 
 import os
+import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +39,176 @@ except ImportError:  # pragma: no cover - depends on the environment
 #: SID's channel order of the packed tensor.
 PACKED_ORDER = ("R", "G_red_row", "B", "G_blue_row")
 
-#: The LibRaw settings SID uses for its ground truth (and the ``libraw`` baseline).
-DEVELOP_SETTINGS = dict(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16)
+#: The LibRaw settings SID uses for its ground truth (and the ``libraw`` baseline), plus
+#: ``user_flip=0``: develop in sensor orientation, the orientation of the packed network input.
+DEVELOP_SETTINGS = dict(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16,
+                        user_flip=0)
+
+#: Rows at the bottom of a frame that, all exactly 0 DN, mark a zero-filled (truncated) decode.
+_ZERO_TAIL_ROWS = 16
+
+
+def libraw_message(exc: BaseException) -> str:
+    """LibRaw's error as plain text: rawpy passes LibRaw's C string as bytes (``b'...'``)."""
+    parts = [a.decode("utf-8", "replace") if isinstance(a, bytes | bytearray) else str(a)
+             for a in exc.args]
+    return "; ".join(p for p in parts if p) or type(exc).__name__
+
+
+@dataclass(frozen=True)
+class TiffInfo:
+    """What a minimal walk of a TIFF-based raw's directories found (DNG, ARW, NEF, CR2, ...).
+
+    ``make``/``model``: IFD0's Make and Model tags (None if absent); ``data_end``: the largest
+    end offset (bytes) of any strip or tile the directories declare; ``size``: the file's size
+    (bytes); ``broken``: why the directory structure itself points past the end of the file.
+    """
+
+    make: str | None
+    model: str | None
+    data_end: int
+    size: int
+    broken: str | None = None
+
+    @property
+    def camera(self) -> str | None:
+        """'Make Model' as LibRaw reports cameras, e.g. 'Sony ILCE-7SM2' (None if unknown)."""
+        names = [n for n in (self.make, self.model) if n]
+        if not names:
+            return None
+        if self.make and self.model and self.model.lower().startswith(self.make.lower()):
+            return self.model
+        return " ".join(names)
+
+
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8,
+                    13: 4, 16: 8, 17: 8, 18: 8}
+_TIFF_INT_FORMATS = {3: "H", 4: "I", 13: "I", 16: "Q"}
+_STRIP_OFFSETS, _STRIP_COUNTS, _TILE_OFFSETS, _TILE_COUNTS = 273, 279, 324, 325
+_SUB_IFDS, _EXIF_IFD, _MAKE, _MODEL = 330, 34665, 271, 272
+_WALKED_TAGS = (_STRIP_OFFSETS, _STRIP_COUNTS, _TILE_OFFSETS, _TILE_COUNTS, _SUB_IFDS, _EXIF_IFD)
+_TIFF_MAGICS = (42, 0x55, 0x4F52, 0x5352)  # TIFF (DNG, ARW, NEF, CR2...), RW2, ORF
+_HEAD_BYTES = 1 << 20  # every raw's directories sit in its first MiB in practice
+
+
+class _TiffWalk:
+    """One pass over a TIFF file's directories (see :func:`tiff_info`)."""
+
+    def __init__(self, head: bytes, size: int) -> None:
+        self.head, self.size = head, size
+        self.order = "<" if head[:2] == b"II" else ">"
+        self.make: str | None = None
+        self.model: str | None = None
+        self.data_end = 0
+        self.broken: str | None = None
+
+    def _bytes(self, entry: int, typ: int, count: int) -> bytes | None:
+        """A tag's value bytes (inline or at its offset); None if unreadable."""
+        n = _TIFF_TYPE_SIZES.get(typ, 1) * count
+        if n <= 4:
+            return self.head[entry + 8: entry + 8 + n]
+        (offset,) = struct.unpack(self.order + "I", self.head[entry + 8: entry + 12])
+        if offset + n > self.size:
+            self.broken = f"a tag's value lies at bytes {offset}-{offset + n}"
+            return None
+        return self.head[offset: offset + n] if offset + n <= len(self.head) else None
+
+    def _ints(self, entry: int, typ: int, count: int) -> list[int]:
+        fmt = _TIFF_INT_FORMATS.get(typ)
+        value = self._bytes(entry, typ, count) if fmt and count <= 100_000 else None
+        return list(struct.unpack(self.order + fmt * count, value)) if fmt and value else []
+
+    def walk(self, first: int) -> None:
+        """Visit the IFD chain from ``first`` and every SubIFD / EXIF IFD it points to."""
+        seen: set[int] = set()
+        todo = [first]
+        while todo and len(seen) < 64:
+            ifd = todo.pop()
+            if ifd == 0 or ifd in seen:
+                continue
+            seen.add(ifd)
+            if ifd + 2 > self.size:
+                self.broken = f"a directory starts at byte {ifd}"
+                continue
+            if ifd + 2 > len(self.head):
+                continue
+            (n_entries,) = struct.unpack(self.order + "H", self.head[ifd:ifd + 2])
+            next_pos = ifd + 2 + 12 * n_entries
+            if next_pos + 4 > self.size:
+                self.broken = f"a directory ends at byte {next_pos + 4}"
+                continue
+            if next_pos + 4 > len(self.head):
+                continue
+            tags: dict[int, list[int]] = {}
+            for entry in range(ifd + 2, next_pos, 12):
+                tag, typ, count = struct.unpack(self.order + "HHI", self.head[entry:entry + 8])
+                if tag in (_MAKE, _MODEL) and typ == 2 and ifd == first:
+                    text = self._bytes(entry, typ, count) or b""
+                    name = text.split(b"\0", 1)[0].decode("ascii", "replace").strip() or None
+                    if tag == _MAKE:
+                        self.make = name
+                    else:
+                        self.model = name
+                elif tag in _WALKED_TAGS:
+                    tags[tag] = self._ints(entry, typ, count)
+            for offs_tag, counts_tag in ((_STRIP_OFFSETS, _STRIP_COUNTS),
+                                         (_TILE_OFFSETS, _TILE_COUNTS)):
+                offs, counts = tags.get(offs_tag, []), tags.get(counts_tag, [])
+                if offs and len(offs) == len(counts):
+                    ends = (o + c for o, c in zip(offs, counts, strict=True))
+                    self.data_end = max(self.data_end, *ends)
+            todo += tags.get(_SUB_IFDS, []) + tags.get(_EXIF_IFD, [])
+            todo.append(struct.unpack(self.order + "I", self.head[next_pos:next_pos + 4])[0])
+
+
+def tiff_info(path: str | os.PathLike[str]) -> TiffInfo | None:
+    """Walk the TIFF directories of a raw file (IFD chain, SubIFDs, EXIF IFD) without LibRaw.
+
+    Returns None for files that are not TIFF-based (e.g. RAF, CRW, X3F); never raises for a
+    malformed file (what it cannot read it leaves out).
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEAD_BYTES)
+            size = os.fstat(fh.fileno()).st_size
+    except OSError:
+        return None
+    if len(head) < 8 or head[:2] not in (b"II", b"MM"):
+        return None
+    walk = _TiffWalk(head, size)
+    magic, first = struct.unpack(walk.order + "HI", head[2:8])
+    if magic not in _TIFF_MAGICS:
+        return None
+    try:
+        walk.walk(first)
+    except struct.error:  # a malformed directory: keep what was read
+        pass
+    return TiffInfo(walk.make, walk.model, walk.data_end, size, walk.broken)
+
+def check_complete(path: str | os.PathLike[str]) -> None:
+    """:class:`DataError` naming ``path`` if its TIFF directories declare data past its end."""
+    info = tiff_info(path)
+    if info is None:
+        return
+    if info.broken is not None:
+        raise DataError(f"{path} is truncated: {info.broken} but the file has {info.size} bytes; "
+                        "copy or download the file again")
+    if info.data_end > info.size:
+        raise DataError(f"{path} is truncated: its image data ends at byte {info.data_end} but "
+                        f"the file has {info.size} bytes; copy or download the file again")
+
+
+def check_decoded(path: str | os.PathLike[str], mosaic: np.ndarray) -> None:
+    """:class:`DataError` naming ``path`` if the decoded mosaic is what a cut-short file decodes
+    to: one constant value everywhere, or its last rows all 0 DN (LibRaw zero-fills)."""
+    sample = mosaic[::7, ::5]
+    if sample.size and sample.min() == sample.max() and mosaic.min() == mosaic.max():
+        raise DataError(f"{path} decodes to a constant frame (every pixel {int(mosaic.flat[0])} "
+                        "DN): the file is truncated or damaged; copy or download it again")
+    tail = mosaic[-_ZERO_TAIL_ROWS:]
+    if mosaic.shape[0] > 4 * _ZERO_TAIL_ROWS and not tail.any():
+        raise DataError(f"{path} decodes with its last {_ZERO_TAIL_ROWS} rows all 0 DN: the file "
+                        "is truncated; copy or download it again")
 
 
 def read(path: str | os.PathLike[str]) -> rawpy.RawPy:
@@ -43,16 +217,40 @@ def read(path: str | os.PathLike[str]) -> rawpy.RawPy:
     The caller owns the returned object (use it as a context manager or call ``close()``).
     """
     path = Path(path)
+    raw = open_header(path)
+    try:
+        mosaic = raw.raw_image_visible  # forces the decode, so truncated files fail here
+    except (rawpy.LibRawError, OSError, ValueError) as exc:
+        raw.close()
+        raise DataError(
+            f"cannot decode {path} (LibRaw: {libraw_message(exc)}); the file is truncated or "
+            "damaged: copy or download it again"
+        ) from None
+    try:
+        check_decoded(path, mosaic)
+    except DataError:
+        raw.close()
+        raise
+    return raw
+
+
+def open_header(path: str | os.PathLike[str]) -> rawpy.RawPy:
+    """Open a raw file with rawpy without decoding its pixels, after checking that it is complete
+    (:func:`check_complete`) and a 2x2 Bayer mosaic; :class:`DataError` naming the file if not.
+
+    The caller owns the returned object (use it as a context manager or call ``close()``).
+    """
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"raw file not found: {path}")
+    check_complete(path)
     try:
         raw = rawpy.imread(str(path))
-        _ = raw.raw_image_visible  # forces the decode, so truncated files fail here
     except (rawpy.LibRawError, OSError, ValueError) as exc:
         raise DataError(
-            f"cannot read {path} as a raw file ({type(exc).__name__}: {exc}); "
-            "check the file is a complete camera raw / DNG (re-download or re-generate it)"
-        ) from exc
+            f"cannot read {path} as a raw file (LibRaw: {libraw_message(exc)}); lowbench reads "
+            "camera raws and DNGs that LibRaw supports"
+        ) from None
     try:
         bayer_phase(raw)
     except DataError as exc:
@@ -87,11 +285,16 @@ def bayer_phase(raw: rawpy.RawPy) -> tuple[tuple[int, int], tuple[int, int], tup
     return pos["R"], g_red, pos["B"], g_blue
 
 
-def channel_scales(raw: rawpy.RawPy, phase) -> tuple[list[float], list[float]]:
-    """Per packed channel black level and 1 / (white - black), in the packed order."""
+def channel_scales(raw: rawpy.RawPy, phase, white_level: float | None = None
+                   ) -> tuple[list[float], list[float]]:
+    """Per packed channel black level and 1 / (white - black), in the packed order (DN).
+
+    ``white_level``: the saturation level to scale by (DN); None uses the file's
+    (rawpy's ``white_level``). The SID tasks pass SID's constant 16383 (data_manifest.yaml).
+    """
     pattern = raw.raw_pattern
     blacks_per_colour = raw.black_level_per_channel
-    white = float(raw.white_level)
+    white = float(raw.white_level if white_level is None else white_level)
     blacks, scales = [], []
     for r, c in phase:
         black = float(blacks_per_colour[pattern[r, c]])
@@ -173,7 +376,8 @@ def amplify(packed: np.ndarray, ratio: float) -> np.ndarray:
 
 
 def develop_raw(raw: rawpy.RawPy) -> np.ndarray:
-    """Develop with LibRaw using SID's ground-truth settings: float32 (H, W, 3) sRGB in [0, 1]."""
+    """Develop with LibRaw using SID's ground-truth settings in sensor orientation (whatever the
+    file's Orientation tag, like the packed input): float32 (H, W, 3) sRGB in [0, 1]."""
     rgb = raw.postprocess(**DEVELOP_SETTINGS)
     return rgb.astype(np.float32) / np.float32(65535.0)
 
@@ -184,7 +388,8 @@ def develop(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | No
     float32 (H, W, 3) in [0, 1]. ``cache_dir=None`` disables the cache.
     """
     key = sha256_file(path)
-    cached = Path(cache_dir) / "gt" / f"{key}.npy" if cache_dir is not None else None
+    # ".sensor": developed in sensor orientation (user_flip=0); older, rotated entries are unused
+    cached = Path(cache_dir) / "gt" / f"{key}.sensor.npy" if cache_dir is not None else None
     if cached is not None and cached.is_file():
         try:
             arr = np.load(cached, allow_pickle=False)

@@ -1,13 +1,17 @@
-"""Standard tasks from ``data_manifest.yaml``: Task, Pair, data roots, verification, loading.
+"""Tasks: the standard ones of ``data_manifest.yaml`` and user task files; Pair, data roots,
+verification, loading.
 
 A :class:`Task` yields :class:`Pair` objects (short exposure, long exposure, ratio, crop); the
 input of a pair is ``clip(pack(raw) x ratio, 0, 1)`` and its ground truth is the LibRaw
 development of the long exposure (``lowbench.raw``), both cropped by the task's crop rule.
+A user task file is a YAML file of pairs (see docs/tasks.md and :func:`load_task_file`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +29,54 @@ from lowbench.paths import PACKAGE_DIR, cache_dir, manifest_path
 SID_PUBLISHED = "github.com/cchen156/Learning-to-See-in-the-Dark"
 SYNTH_TEST_DIR = PACKAGE_DIR / "data" / "synth_test"
 SID_LIST_DIR = PACKAGE_DIR / "data" / "sid_lists"
+TASK_FILE_SUFFIXES = (".yaml", ".yml")
+_TASK_FILE_KEYS = ("name", "description", "pairs", "crop", "calibration_task")
+_PAIR_KEYS = ("short", "long", "ratio")
+_TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class RawChecks:
+    """What every raw file of a task must be (None = not checked): camera ("Make Model", as the
+    TIFF Make/Model tags say, case-insensitive), frame (rows, columns of the visible raw
+    mosaic), black level (DN, every channel), the file's white level at most ``max_white_level``
+    (DN)."""
+
+    camera: str | None = None
+    frame: tuple[int, int] | None = None
+    black_level: int | None = None
+    max_white_level: int | None = None
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any] | None) -> RawChecks | None:
+        """The ``raw_checks:`` mapping of a manifest task (None when it has none)."""
+        if not spec:
+            return None
+        frame = spec.get("frame")
+        return cls(camera=spec.get("camera"),
+                   frame=(int(frame[0]), int(frame[1])) if frame else None,
+                   black_level=spec.get("black_level"),
+                   max_white_level=spec.get("max_white_level"))
+
+    def problems(self, path: Path, raw: Any) -> list[str]:
+        """Why the opened raw ``raw`` of ``path`` is not what the task expects (empty = fine)."""
+        out = []
+        if self.camera is not None:
+            info = rawpipe.tiff_info(path)
+            camera = info.camera if info is not None else None
+            if camera is None or camera.lower() != self.camera.lower():
+                out.append(f"camera {camera or 'unknown'}, expected {self.camera}")
+        height, width = int(raw.sizes.height), int(raw.sizes.width)
+        if self.frame is not None and (height, width) != self.frame:
+            out.append(f"frame {height} x {width}, expected {self.frame[0]} x {self.frame[1]}")
+        blacks = sorted({int(b) for b in raw.black_level_per_channel})
+        if self.black_level is not None and blacks != [self.black_level]:
+            out.append(f"black level {'/'.join(map(str, blacks))} DN, expected "
+                       f"{self.black_level}")
+        if self.max_white_level is not None and int(raw.white_level) > self.max_white_level:
+            out.append(f"white level {int(raw.white_level)} DN, expected at most "
+                       f"{self.max_white_level}")
+        return out
 
 
 @dataclass(frozen=True)
@@ -37,6 +89,9 @@ class Pair:
     ratio: float
     scene_id: int
     crop: int | None = None
+    #: DN that normalises the packed input; None: the file's own white level (rawpy)
+    white_level: int | None = None
+    checks: RawChecks | None = None
 
     @property
     def ratio_label(self) -> str:
@@ -63,6 +118,13 @@ class Task:
     n_scenes: int = 0
     is_default: bool = False
     spec: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: DN that normalises the packed input (SID tasks: SID's constant); None: each file's own
+    white_level: int | None = None
+    checks: RawChecks | None = None
+    #: the YAML file of a user task (kind "user"); its folder is the task's data root
+    task_file: Path | None = None
+    #: a user task's pairs: (short, long as written in the file, ratio)
+    user_pairs: tuple[tuple[str, str, float], ...] = ()
 
     # -- data roots -------------------------------------------------------------------------
     def default_root(self) -> Path | None:
@@ -72,10 +134,15 @@ class Task:
             return SYNTH_TEST_DIR
         if self.name == "synth-train":
             return cache_dir() / f"synth-train-v{self.version}"
+        if self.task_file is not None:
+            return self.task_file.parent
         return None
 
     def resolve_root(self, data_root: str | Path | None) -> Path:
         """The data root to read, or a :class:`DataError` saying how to supply one."""
+        if data_root is not None and self.kind == "user":
+            raise DataError(f"--data-root does not apply to the task file {self.task_file}: its "
+                            "paths are relative to the file; drop --data-root")
         if data_root is not None:
             root = Path(data_root).expanduser()
             if not root.is_dir():
@@ -93,6 +160,8 @@ class Task:
         if self.kind == "sid":
             return (f"expected DIR/Sony/short/*.ARW and DIR/Sony/long/*.ARW "
                     f"(SID's Sony set, published at {SID_PUBLISHED})")
+        if self.kind == "user":
+            return f"paths in {self.task_file} are relative to its folder"
         return "expected the task's short/ and long/ DNG folders"
 
     # -- pairs ------------------------------------------------------------------------------
@@ -102,6 +171,9 @@ class Task:
             pairs = sidlists.parse_list(SID_LIST_DIR / str(self.list_file))
             return sidlists.select(pairs, list(self.bursts) if self.bursts is not None else None,
                                    list(self.exclusions))
+        if self.kind == "user":  # relative exposures: short 1, long = the file's ratio
+            return [sidlists.ListedPair(short, long, i, 0, 1.0, ratio)
+                    for i, (short, long, ratio) in enumerate(self.user_pairs, start=1)]
         if self.name == "synth":
             from lowbench.data.synth import LONG_EXPOSURE_S, SHORT_EXPOSURES_S, TEST_SCENES
 
@@ -124,26 +196,39 @@ class Task:
         ]
 
     def pairs(self, data_root: str | Path | None = None, *, limit: int | None = None,
-              check: bool = True) -> list[Pair]:
-        """The task's pairs with absolute paths, in manifest order (first ``limit`` if given).
+              indices: list[int] | None = None, check: bool = True) -> list[Pair]:
+        """The task's pairs with absolute paths, in manifest order: the first ``limit``, or the
+        listed pairs at ``indices`` (in that order), or all.
 
-        ``check`` verifies presence (SID tasks: one clear error listing how many files are
-        missing) and pinned checksums (synth). For synth-train, missing scenes are generated.
+        ``check`` verifies presence of the files of the pairs returned (one clear error counting
+        what is missing among them) and pinned checksums (synth). For synth-train, missing
+        scenes are generated.
         """
         root = self.resolve_root(data_root)
-        listed = self.listed()[:limit] if limit is not None else self.listed()
+        listed = self.listed()
+        if indices is not None:
+            listed = [listed[i] for i in indices]
+        elif limit is not None:
+            listed = listed[:limit]
         if self.name == "synth-train":
             ensure_synth_train(root, sorted({p.scene_id for p in listed}))
         if check:
             problems = self.check_files(root, listed)
             if problems:
-                raise DataError(self._problem_summary(root, problems))
+                raise DataError(self._problem_summary(root, problems, listed))
+        ids = [Path(p.short).stem for p in listed]
+        if len(set(ids)) < len(ids):  # user files may repeat a name in two folders
+            ids = [str(Path(p.short).with_suffix("")).replace("/", "_") for p in listed]
         return [
-            Pair(Path(p.short).stem, root / p.short, root / p.long,
-                 sidlists.exposure_ratio(p.short_exposure_s, p.long_exposure_s),
-                 p.scene_id, self.crop)
-            for p in listed
+            Pair(pair_id, root / p.short, root / p.long, self._ratio(p), p.scene_id, self.crop,
+                 self.white_level, self.checks)
+            for pair_id, p in zip(ids, listed, strict=True)
         ]
+
+    def _ratio(self, listed: sidlists.ListedPair) -> float:
+        if self.kind == "user":  # the file's ratio as given, no SID cap
+            return listed.long_exposure_s / listed.short_exposure_s
+        return sidlists.exposure_ratio(listed.short_exposure_s, listed.long_exposure_s)
 
     # -- verification -----------------------------------------------------------------------
     def check_files(self, root: Path, listed: list[sidlists.ListedPair] | None = None
@@ -156,14 +241,53 @@ class Task:
         for rel in rels:
             path = root / rel
             if not path.is_file():
-                problems.append(f"missing: {path}")
+                problems.append(f"missing: {self._describe(rel, path)}")
             elif self.sha256:
                 want = self.sha256.get(rel)
                 if want is not None and _cached_sha(str(path), path.stat().st_mtime_ns) != want:
                     problems.append(f"checksum mismatch: {path}")
         return problems
 
-    def _problem_summary(self, root: Path, problems: list[str]) -> str:
+    def _describe(self, rel: str, path: Path) -> str:
+        """A file as the user wrote it (task files) and where that resolves, else its path."""
+        if self.kind == "user":
+            return f"{rel} (in {self.task_file}, resolved: {path})"
+        return str(path)
+
+    def check_contents(self, root: Path, listed: list[sidlists.ListedPair] | None = None,
+                       progress: Any = None) -> list[str]:
+        """Problems inside the (present) files of ``listed`` (default: all pairs): unreadable,
+        truncated, not Bayer, not what the task's ``raw_checks`` declare, and the two exposures
+        of a pair of different frame size. One ``"<file>: <reason>"`` line per problem; this
+        decodes every file (seconds per full-size raw). ``progress`` wraps the file iterable."""
+        listed = self.listed() if listed is None else listed
+        rels = sorted({p.short for p in listed} | {p.long for p in listed})
+        sizes: dict[str, tuple[int, int]] = {}
+        problems = []
+        for rel in progress(rels) if progress is not None else rels:
+            path = root / rel
+            if not path.is_file():
+                continue
+            try:
+                with rawpipe.read(path) as raw:
+                    sizes[rel] = (int(raw.sizes.height), int(raw.sizes.width))
+                    reasons = self.checks.problems(path, raw) if self.checks else []
+            except DataError as err:
+                problems.append(f"unreadable: {err}")
+                continue
+            problems += [f"unexpected: {path}: {why}" for why in reasons]
+        for p in listed:
+            if p.short in sizes and p.long in sizes and sizes[p.short] != sizes[p.long]:
+                why = _frame_mismatch(root / p.short, sizes[p.short], root / p.long,
+                                      sizes[p.long])
+                problems.append(f"frame mismatch: {why}")
+        return problems
+
+    def _problem_summary(self, root: Path, problems: list[str],
+                         listed: list[sidlists.ListedPair] | None = None) -> str:
+        """One line for the problems of ``listed`` (default: all pairs), counted among the
+        files of those pairs."""
+        listed = self.listed() if listed is None else listed
         missing = [p for p in problems if p.startswith("missing")]
         bad = [p for p in problems if p.startswith("checksum")]
         if bad:
@@ -172,13 +296,19 @@ class Task:
                     "the data was modified or belongs to another version: reinstall lowbench "
                     "(pip install --force-reinstall lowbench) or point --data-root at pristine "
                     "data")
-        return (f"data root {root} is incomplete for task {self.name}: {len(missing)} of "
-                f"{len(self._all_rels())} listed files missing (first: "
+        if not missing:
+            return f"task {self.name}: {len(problems)} problem(s), first: {problems[0]}"
+        n_files = len({p.short for p in listed} | {p.long for p in listed})
+        n_all = len(self.listed())
+        used = (f"the {len(listed)} pairs used (of {n_all})" if len(listed) < n_all
+                else f"its {n_all} pairs")
+        if self.kind == "user":
+            return (f"task file {self.task_file}: {len(missing)} of the {n_files} files of "
+                    f"{used} not found (first: {missing[0].split(': ', 1)[1]}); "
+                    f"{self._layout_hint()}")
+        return (f"data root {root} is incomplete for task {self.name}: {len(missing)} of the "
+                f"{n_files} files of {used} missing (first: "
                 f"{missing[0].split(': ', 1)[1]}); {self._layout_hint()}")
-
-    def _all_rels(self) -> set[str]:
-        listed = self.listed()
-        return {p.short for p in listed} | {p.long for p in listed}
 
     def fingerprint(self) -> dict[str, Any]:
         """What identifies this task's data in a result record (manifest hash + file checksums)."""
@@ -230,6 +360,7 @@ def _task_from_spec(spec: dict[str, Any]) -> Task:
         sha256=dict(spec.get("sha256") or {}),
         n_scenes=int(scenes.get("count", 0)) if "count" in scenes else 0,
         is_default=bool(spec.get("default", False)), spec=spec,
+        white_level=spec.get("white_level"), checks=RawChecks.from_spec(spec.get("raw_checks")),
     )
 
 
@@ -238,12 +369,128 @@ def all_tasks() -> list[Task]:
     return [_task_from_spec(s) for s in load_manifest()["tasks"]]
 
 
-def get_task(name: str) -> Task:
-    """The task called ``name``, or a :class:`LowbenchError` listing the valid names."""
+def is_task_file(value: str | Path) -> bool:
+    """Whether a ``--task`` value names a task file (a .yaml/.yml path) rather than a task."""
+    return Path(value).suffix.lower() in TASK_FILE_SUFFIXES
+
+
+def get_task(name: str | Path) -> Task:
+    """The standard task called ``name``, or the task of the YAML file ``name``
+    (:func:`load_task_file`); else a :class:`LowbenchError` listing the valid names."""
     tasks = {t.name: t for t in all_tasks()}
-    if name not in tasks:
-        raise LowbenchError(f"unknown task {name!r}; valid tasks: {', '.join(tasks)}")
-    return tasks[name]
+    if str(name) in tasks:
+        return tasks[str(name)]
+    if is_task_file(name) or Path(name).is_file():
+        return load_task_file(name)
+    raise LowbenchError(f"unknown task {str(name)!r}; valid tasks: {', '.join(tasks)}, or a "
+                        "task file my_task.yaml (see docs/tasks.md)")
+
+
+def load_task_file(path: str | Path) -> Task:
+    """The :class:`Task` of a user task file (YAML), validated with one-line errors.
+
+    Form (paths relative to the file; ``ratio`` = long / short exposure, > 0)::
+
+        name: my-camera
+        pairs:
+          - {short: short/a.dng, long: long/a.dng, ratio: 100}
+        crop: 512                    # optional: centred raw crop, even pixels
+        calibration_task: synth-train  # optional: what calibrates static int8 (a task name
+                                       # or another task file)
+
+    The task's ``manifest_sha256`` is a digest of the file's bytes, so two different files
+    named alike never share a leaderboard row.
+    """
+    written = Path(path)
+    file = written.expanduser().resolve()
+    if not file.is_file():
+        raise LowbenchError(f"task file {written} not found (resolved: {file}); pass the path "
+                            "of a YAML task file (see docs/tasks.md)")
+    data = file.read_bytes()
+    try:
+        spec = yaml.safe_load(data.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise LowbenchError(f"task file {written} is not valid YAML{line}; expected `name:` and "
+                            "`pairs:` (see docs/tasks.md)") from None
+    if not isinstance(spec, dict):
+        raise LowbenchError(f"task file {written} must be a mapping with `name:` and `pairs:` "
+                            "(see docs/tasks.md)")
+    unknown = sorted(set(map(str, spec)) - set(_TASK_FILE_KEYS))
+    if unknown:
+        raise LowbenchError(f"task file {written}: unknown key {unknown[0]!r}; allowed keys: "
+                            f"{', '.join(_TASK_FILE_KEYS)}")
+    for key in ("name", "pairs"):
+        if key not in spec:
+            raise LowbenchError(f"task file {written}: missing key `{key}:` (see docs/tasks.md)")
+    name = spec["name"]
+    if (not isinstance(name, str) or not _TASK_NAME.fullmatch(name)
+            or name in {t.name for t in all_tasks()}):
+        raise LowbenchError(f"task file {written}: `name:` must be letters, digits, '.', '_' or "
+                            f"'-' (it names result files) and not a standard task's name, got "
+                            f"{name!r}")
+    if not isinstance(spec["pairs"], list) or not spec["pairs"]:
+        raise LowbenchError(f"task file {written}: `pairs:` must be a non-empty list of "
+                            "{short: FILE, long: FILE, ratio: NUMBER}")
+    pairs = tuple(_user_pair(written, i, item) for i, item in enumerate(spec["pairs"], start=1))
+    crop = spec.get("crop")
+    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 2
+                             or crop % 2):
+        raise LowbenchError(f"task file {written}: `crop:` must be an even number of raw "
+                            f"pixels (or absent for full frames), got {crop!r}")
+    calibration = spec.get("calibration_task")
+    if calibration is not None:
+        calibration = _calibration_ref(written, file, calibration)
+    digest = hashlib.sha256(data).hexdigest()
+    description = str(spec.get("description") or f"user task file {file.name}")
+    return Task(
+        name=name, version=1, description=description, split="test", kind="user",
+        expected_pairs=len(pairs), crop=crop, exclusions=(), bursts=None, list_file=None,
+        calibration_task=calibration, sha256={}, spec={"kind": "user", "name": name,
+                                                       "task_file_sha256": digest},
+        task_file=file, user_pairs=pairs,
+    )
+
+
+def _user_pair(written: Path, index: int, item: Any) -> tuple[str, str, float]:
+    where = f"task file {written}, pair {index}"
+    if not isinstance(item, dict):
+        raise LowbenchError(f"{where}: expected {{short: FILE, long: FILE, ratio: NUMBER}}, "
+                            f"got {item!r}")
+    for key in _PAIR_KEYS:
+        if key not in item:
+            raise LowbenchError(f"{where}: missing key `{key}:`")
+    extra = sorted(set(map(str, item)) - set(_PAIR_KEYS))
+    if extra:
+        raise LowbenchError(f"{where}: unknown key {extra[0]!r}; a pair has short, long, ratio")
+    for key in ("short", "long"):
+        if not isinstance(item[key], str) or not item[key].strip():
+            raise LowbenchError(f"{where}: `{key}:` must be a file path, got {item[key]!r}")
+    ratio = item["ratio"]
+    if (isinstance(ratio, bool) or not isinstance(ratio, int | float) or not math.isfinite(ratio)
+            or ratio <= 0):
+        raise LowbenchError(f"{where}: `ratio:` must be a number > 0 (long exposure / short "
+                            f"exposure, e.g. 100), got {ratio!r}")
+    return item["short"], item["long"], float(ratio)
+
+
+def _calibration_ref(written: Path, file: Path, value: Any) -> str:
+    """A task file's ``calibration_task``: a standard task name, or a task file (made absolute,
+    relative to ``file``)."""
+    if not isinstance(value, str) or not value.strip():
+        raise LowbenchError(f"task file {written}: `calibration_task:` must be a task name or "
+                            f"a task file, got {value!r}")
+    if value in {t.name for t in all_tasks()}:
+        return value
+    if is_task_file(value):
+        target = (file.parent / value).resolve()
+        if not target.is_file():
+            raise LowbenchError(f"task file {written}: calibration_task file {value} not found "
+                                f"(resolved: {target})")
+        return str(target)
+    raise LowbenchError(f"task file {written}: calibration_task {value!r} is neither a task "
+                        f"({', '.join(t.name for t in all_tasks())}) nor a .yaml task file")
 
 
 # -- loading a pair ------------------------------------------------------------------------
@@ -263,7 +510,7 @@ def packed_input(raw: Any, pair: Pair) -> np.ndarray:
     mosaic = raw.raw_image_visible
     y0, x0, h, w = crop_box(*mosaic.shape, pair.crop)
     phase = rawpipe.bayer_phase(raw)
-    blacks, scales = rawpipe.channel_scales(raw, phase)
+    blacks, scales = rawpipe.channel_scales(raw, phase, pair.white_level)
     packed = rawpipe.pack_mosaic(mosaic[y0:y0 + h, x0:x0 + w], phase, blacks, scales)
     return rawpipe.amplify(packed, pair.ratio)
 
@@ -274,8 +521,33 @@ def load_input(pair: Pair) -> np.ndarray:
         return packed_input(raw, pair)
 
 
+def _frame_mismatch(short: Path, short_hw: tuple[int, int], long: Path,
+                    long_hw: tuple[int, int]) -> str:
+    return (f"short exposure {short} is {short_hw[0]} x {short_hw[1]} pixels but long exposure "
+            f"{long} is {long_hw[0]} x {long_hw[1]} (raw rows x columns); the two exposures of "
+            "a pair must be frames of the same size")
+
+
+def check_pair(pair: Pair) -> None:
+    """:class:`DataError` naming the file unless both raws of ``pair`` open, are complete Bayer
+    raws of one frame size and pass the task's raw checks (headers only: milliseconds)."""
+    sizes = []
+    for path in (pair.short, pair.long):
+        with rawpipe.open_header(path) as raw:
+            sizes.append((int(raw.sizes.height), int(raw.sizes.width)))
+            problems = pair.checks.problems(path, raw) if pair.checks is not None else []
+        if problems:
+            raise DataError(f"{path} is not what its task expects: {'; '.join(problems)}; "
+                            "point --data-root at the task's data (`lowbench data verify "
+                            "TASK` lists every such file)")
+    if sizes[0] != sizes[1]:
+        raise DataError(_frame_mismatch(pair.short, sizes[0], pair.long, sizes[1]))
+
+
 def load_truth(pair: Pair, cache: Path | None = None) -> np.ndarray:
-    """Ground truth of ``pair`` (cached LibRaw development, cropped): float32 (2h, 2w, 3)."""
+    """Ground truth of ``pair`` (cached LibRaw development in sensor orientation, cropped):
+    float32 (2h, 2w, 3). Checks the pair first (:func:`check_pair`)."""
+    check_pair(pair)
     gt = rawpipe.develop(pair.long, cache_dir() if cache is None else cache)
     y0, x0, h, w = crop_box(gt.shape[0], gt.shape[1], pair.crop)
     return gt[y0:y0 + h, x0:x0 + w]

@@ -75,15 +75,15 @@ def test_develop_caches_by_sha256(write_bayer_dng, tmp_path):
     cache = tmp_path / "cache"
     a = rawpipe.develop(path, cache)
     files = list((cache / "gt").glob("*.npy"))
-    assert len(files) == 1 and files[0].stem == rawpipe.sha256_file(path)
+    assert len(files) == 1 and files[0].name == f"{rawpipe.sha256_file(path)}.sensor.npy"
     assert a.shape == (32, 32, 3) and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
     np.testing.assert_array_equal(rawpipe.develop(path, cache), a)
-    # the settings are SID's: equal to a direct rawpy call
+    # the settings are SID's (in sensor orientation): equal to a direct rawpy call
     import rawpy
 
     with rawpy.imread(str(path)) as raw:
         direct = raw.postprocess(use_camera_wb=True, half_size=False, no_auto_bright=True,
-                                 output_bps=16) / 65535.0
+                                 output_bps=16, user_flip=0) / 65535.0
     np.testing.assert_allclose(a, direct, atol=1e-7)
 
 

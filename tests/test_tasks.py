@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -103,7 +104,7 @@ def test_tampered_synth_file_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match=r"sha256.*90003_00_0\.04s\.dng"):
         get_task("synth").pairs(root)
     victim.unlink()
-    with pytest.raises(DataError, match="1 of 28 listed files missing"):
+    with pytest.raises(DataError, match="1 of the 28 files of its 21 pairs missing"):
         get_task("synth").pairs(root)
 
 
@@ -158,7 +159,8 @@ def _fake_sid_root(root: Path, task_name: str, n: int, h: int = 600, w: int = 80
     long_dn = synth.long_exposure_dn(synth.mosaic(scene))
     from lowbench.data.dng import write_dng
 
-    kw = dict(xyz_to_camera=synth.XYZ_TO_CAMERA.ravel(), as_shot_neutral=synth.as_shot_neutral())
+    kw = dict(xyz_to_camera=synth.XYZ_TO_CAMERA.ravel(), as_shot_neutral=synth.as_shot_neutral(),
+              camera_model="Sony ILCE-7SM2")
     for p in task.listed()[:n]:
         write_dng(root / p.long, long_dn, **kw)
         rng = np.random.default_rng(p.scene_id)
@@ -169,6 +171,8 @@ def _fake_sid_root(root: Path, task_name: str, n: int, h: int = 600, w: int = 80
 def test_sid_crop512_pairs_from_a_real_layout(tmp_path):
     _fake_sid_root(tmp_path, "sid-sony-test-crop512", 2)
     task = get_task("sid-sony-test-crop512")
+    # Sony-like files at 600 x 800 (a fraction of the 2848 x 4256 the task checks for)
+    task = dataclasses.replace(task, checks=dataclasses.replace(task.checks, frame=(600, 800)))
     pairs = task.pairs(tmp_path, limit=2)
     assert pairs[0].crop == 512 and pairs[0].ratio == 250.0
     x, y = load_input(pairs[0]), load_truth(pairs[0], tmp_path / "cache")
@@ -190,7 +194,7 @@ def test_incomplete_sid_root_names_layout_and_count(tmp_path):
     listed = get_task("sid-sony-test").listed()
     n_files = len({p.short for p in listed} | {p.long for p in listed})
     present = len({p.short for p in listed[:3]} | {p.long for p in listed[:3]})
-    assert f"{n_files - present} of {n_files} listed files missing" in msg
+    assert f"{n_files - present} of the {n_files} files of its 88 pairs missing" in msg
 
 
 def test_sid_task_without_data_root_says_how():

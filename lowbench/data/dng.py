@@ -35,6 +35,7 @@ _AS_SHOT_NEUTRAL = 50728
 _CALIBRATION_ILLUMINANT_1 = 50778
 _MAKE = 271
 _MODEL = 272
+_ORIENTATION = 274
 _PHOTOMETRIC_CFA = 32803
 _D65 = 21
 
@@ -59,13 +60,16 @@ def write_dng(
     xyz_to_camera: Sequence[float],
     as_shot_neutral: Sequence[float],
     camera_model: str = "lowbench synthetic",
+    orientation: int = 1,
 ) -> Path:
     """Write a Bayer mosaic (H, W) of uint16 digital numbers as a DNG file, atomically.
 
     ``cfa`` is the 2x2 pattern read row-major (e.g. "RGGB", "BGGR", "GRBG", "GBRG");
     ``black_levels`` are given per position of that 2x2 pattern (row-major, DN);
     ``xyz_to_camera`` is the 3x3 ColorMatrix1 (row-major, D65);
-    ``as_shot_neutral`` is the camera-RGB value of a neutral surface (white balance).
+    ``as_shot_neutral`` is the camera-RGB value of a neutral surface (white balance);
+    ``camera_model`` is "Make Model" (split at the first space into the Make and Model tags);
+    ``orientation`` is the EXIF/TIFF Orientation tag (1-8; 1 = as stored).
     Returns the final path. The file is written to a temporary name and renamed into place.
     """
     arr = np.ascontiguousarray(mosaic)
@@ -73,6 +77,8 @@ def write_dng(
         raise ValueError(f"mosaic must be a 2-D uint16 array, got {arr.dtype} {arr.shape}")
     if len(cfa) != 4 or set(cfa) - set(CFA_CODES):
         raise ValueError(f"cfa must be four letters of R, G, B (e.g. RGGB), got {cfa!r}")
+    if orientation not in range(1, 9):
+        raise ValueError(f"orientation must be an EXIF Orientation 1-8, got {orientation!r}")
     path = Path(path)
     pattern = tuple(CFA_CODES[c] for c in cfa)
     make, _, model = camera_model.partition(" ")
@@ -91,6 +97,8 @@ def write_dng(
         (_CALIBRATION_ILLUMINANT_1, "H", 1, _D65, True),
         (_AS_SHOT_NEUTRAL, "2I", 3, _rationals(as_shot_neutral), True),
     ]
+    if orientation != 1:  # 1 is TIFF's default: files without the tag keep their exact bytes
+        extratags.append((_ORIENTATION, "H", 1, int(orientation), True))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
