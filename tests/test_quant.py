@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,7 @@ def test_calibration_cache_hit_skips_calibration(float_ckpts, qat_ckpts, x, monk
     first = build_variant("lighter", "static", checkpoint=float_ckpts["lighter"],
                           calibration=settings)
     assert first.info["calibration"]["cached"] is False
+    assert first.info["calibration"]["source"] == "calibrated"  # a user checkpoint: not shipped
     assert Path(first.info["calibration"]["cache_file"]).is_file()
 
     def no_calibration(*args, **kwargs):
@@ -158,6 +160,7 @@ def test_calibration_cache_hit_skips_calibration(float_ckpts, qat_ckpts, x, monk
     second = build_variant("lighter", "static", checkpoint=float_ckpts["lighter"],
                            calibration=settings)
     assert second.info["calibration"]["cached"] is True
+    assert second.info["calibration"]["source"] == "cache"
     assert second.info["calibration"]["pairs"] == 1
     with torch.inference_mode():
         assert torch.equal(first.module(x), second.module(x))
@@ -301,3 +304,60 @@ def test_fp16_emulated_on_cpu_is_unsupported_unless_forced(float_ckpts, qat_ckpt
     v = _build("lighter", "fp16", float_ckpts, qat_ckpts)
     assert v.info["status"] == "ok"
     assert all(p.dtype == torch.float16 for p in v.module.parameters())
+
+
+# -- shipped static calibration (issue 16 §6: a fresh clone reproduces the published int8) ----
+def _shipped_key(name: str) -> tuple[dict, object]:
+    """The calibration key of ``name``'s shipped checkpoint with the default settings (x86)."""
+    import copy
+
+    from lowbench.checkpoint import load_into, shipped_checkpoint_path
+    from lowbench.fsutil import sha256_file
+
+    checkpoint = shipped_checkpoint_path(name)
+    model = build(name)
+    load_into(model, checkpoint, name)
+    prepared = quant._prepare_static(copy.deepcopy(model.core), quant.use_engine("x86"))
+    key = quant.static_calibration_key(
+        prepared, model, name, weights_id=sha256_file(checkpoint),
+        calibration_task="synth-train", engine="x86", settings=quant.DEFAULT_CALIBRATION)
+    return key, prepared
+
+
+@pytest.mark.skipif("x86" not in torch.backends.quantized.supported_engines,
+                    reason="the shipped calibrations are for the x86 int8 engine")
+@pytest.mark.parametrize("name", LEARNED_MODELS)
+def test_shipped_checkpoints_ship_a_current_static_calibration(name):
+    """Every shipped checkpoint has its static observer state in the package, keyed exactly as
+    build_static keys it today (a retrained checkpoint or a changed recipe fails here until
+    `python scripts/ship_calibration.py` is rerun), and that state fits the prepared graph."""
+    key, prepared = _shipped_key(name)
+    path = quant.shipped_calibration_path(key)
+    assert path.is_file(), f"no shipped calibration {path.name}: run scripts/ship_calibration.py"
+    state, summary = quant._read_observer_cache(path, key)
+    assert quant._load_observer_state(prepared, state)
+    assert (summary["task"], summary["pairs"], summary["crops"]) == ("synth-train", 32, 32)
+
+
+@pytest.mark.skipif(quant.select_engine() != "x86",
+                    reason="the shipped calibrations are for the x86 int8 engine")
+def test_shipped_calibration_wins_over_a_local_cache_entry(tmp_path, monkeypatch, x):
+    """A cache entry under the shipped key (e.g. calibrated on this CPU before lowbench shipped
+    its calibration) never replaces the shipped state: every machine builds the same int8."""
+    monkeypatch.setenv("LOWBENCH_DATA", str(tmp_path))
+    shipped = build_variant("lighter", "static")
+    assert shipped.info["calibration"]["source"] == "shipped"
+    assert shipped.info["calibration"]["cache_file"].startswith("lowbench/calibration/")
+    key, _ = _shipped_key("lighter")
+    state, summary = quant._read_observer_cache(quant.shipped_calibration_path(key), key)
+    narrowed = {k: v * 0.5 if k.endswith(("min_val", "max_val")) else v for k, v in state.items()}
+    local = quant._cache_path(key)
+    local.parent.mkdir(parents=True)
+    from safetensors.torch import save_file
+
+    save_file(narrowed, str(local), metadata={"key": json.dumps(key, sort_keys=True),
+                                              "calibration": json.dumps(summary)})
+    again = build_variant("lighter", "static")
+    assert again.info["calibration"]["source"] == "shipped"
+    with torch.inference_mode():
+        assert torch.equal(again.module(x), shipped.module(x))
