@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from functools import cache
@@ -27,6 +26,7 @@ from torch import nn
 
 from lowbench import __version__
 from lowbench.errors import CheckpointError, VariantError
+from lowbench.fsutil import atomic_write_bytes
 from lowbench.models import LEARNED_MODELS, build, describe
 
 FORMAT_VERSION = "1"
@@ -175,19 +175,7 @@ def save_checkpoint(
         _check_architecture(tensors, model_name, str(path), _is_qat(metadata))
     data = safetensors_save(tensors, metadata=_metadata_strings(model_name, metadata, half))
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are shared, readable files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, data)  # a refused write -> one line naming path and fix
 
 
 def _first_line(err: BaseException) -> str:

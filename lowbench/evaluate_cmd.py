@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 from lowbench.errors import LowbenchError
+from lowbench.fsutil import check_output_folder
 
 
 def config_from_args(args: argparse.Namespace):  # -> EvalConfig (import kept lazy)
@@ -33,17 +33,6 @@ def config_from_args(args: argparse.Namespace):  # -> EvalConfig (import kept la
         energy=not args.no_energy, command=["lowbench", *sys.argv[1:]])
 
 
-def _check_out(out: Path) -> Path:
-    if out.exists() and not out.is_dir():
-        raise LowbenchError(f"--out {out} exists and is not a folder; pass a folder for the "
-                            "result records")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise LowbenchError(f"cannot create --out folder {out}: {err.strerror}") from None
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write the record atomically under ``--out``, print a table (or ``--json``).
 
@@ -55,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from lowbench.record import write_record
 
     cfg = config_from_args(args)
-    out = _check_out(Path(args.out))
+    out = check_output_folder(args.out)
     t0 = time.perf_counter()
 
     def progress(pairs):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import tempfile
 import warnings
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 
 from lowbench.errors import LowbenchError, VariantError
+from lowbench.fsutil import check_output_file, output_error
 from lowbench.models.unet import PaddedModel, pad_to_multiple
 from lowbench.quant import HalfPrecision, quiet_ao
 from lowbench.variants import Variant, build_variant
@@ -87,8 +89,12 @@ def _tmp_beside(out: Path) -> Path:
 def _write_torchscript(module: nn.Module, x: torch.Tensor, tmp: Path) -> None:
     scripted, _ = to_torchscript(module, x)
     with _quiet_export():
-        torch.jit.save(scripted, str(tmp))
-        torch.jit.load(str(tmp), map_location=x.device)  # must load back
+        # serialised in memory: torch's file writer aborts the process on a refused write
+        # (disk full, file-size limit); a Python write raises an OSError that becomes one line
+        buffer = io.BytesIO()
+        torch.jit.save(scripted, buffer)
+        torch.jit.load(io.BytesIO(buffer.getvalue()), map_location=x.device)  # must load back
+    tmp.write_bytes(buffer.getvalue())
 
 
 def _write_onnx(variant: Variant, x: torch.Tensor, tmp: Path) -> None:
@@ -99,6 +105,8 @@ def _write_onnx(variant: Variant, x: torch.Tensor, tmp: Path) -> None:
                 input_names=["packed"], output_names=["srgb"],
                 dynamic_axes={"packed": {0: "batch"}, "srgb": {0: "batch"}},
             )
+    except OSError:
+        raise  # a refused write: export_variant names the file and the fix
     except Exception as err:  # the exporter raises many types; report one line
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise VariantError(
@@ -130,16 +138,20 @@ def export_variant(variant: Variant, fmt: str, out: str | Path, size: int = 256)
                            "pick a learned model and a variant supported here")
     out = Path(out)
     x = example_input(variant.module, size)
-    tmp = _tmp_beside(out)
+    tmp: Path | None = None
     try:
+        tmp = _tmp_beside(out)
         if fmt == "torchscript":
             _write_torchscript(variant.module, x, tmp)
         else:
             _write_onnx(variant, x, tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
+    except OSError as err:
+        raise output_error(out, err) from err
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
     return out
 
 
@@ -186,6 +198,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.format not in FORMATS:
         raise LowbenchError(f"unknown --format {args.format!r}; choose one of: "
                             f"{', '.join(FORMATS)}")
+    check_output_file(args.out)
     variant = build_variant(args.model, args.quant, checkpoint=args.checkpoint, task=args.task,
                             data_root=args.data_root, device="cpu")
     if variant.info.get("status") == "unsupported":
