@@ -51,7 +51,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     path = Path(path)
     tmp: str | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -70,13 +70,19 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return path
 
 
-def _probe_folder(folder: Path) -> None:
-    """Create ``folder`` (and parents) if missing and create + remove a temp file in it
-    (raises the OSError of whatever the system refuses)."""
+def _make_folder(folder: Path) -> None:
+    """``folder.mkdir(parents=True, exist_ok=True)``, but a file in the way is ENOTDIR (not
+    EEXIST, which would not tell what is wrong)."""
     existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
     folder.mkdir(parents=True, exist_ok=True)
+
+
+def _probe_folder(folder: Path) -> None:
+    """Create ``folder`` (and parents) if missing and create + remove a temp file in it
+    (raises the OSError of whatever the system refuses)."""
+    _make_folder(folder)
     fd, probe = tempfile.mkstemp(prefix=".lowbench-probe.", dir=folder)
     os.close(fd)
     os.unlink(probe)
