@@ -10,6 +10,7 @@ import argparse
 import json
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -235,6 +236,20 @@ def _ignore_file_size_signal() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
+def _one_line_warnings() -> None:
+    """Show lowbench's own warnings (a skipped record, an unusable gallery image) as one line
+    ``lowbench: warning: ...``; other packages' warnings keep Python's format."""
+    python_format = warnings.formatwarning
+
+    def formatwarning(message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, line: str | None = None) -> str:
+        if category.__module__.split(".")[0] == "lowbench":
+            return f"lowbench: warning: {message}\n"
+        return python_format(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `lowbench` and `python -m lowbench`; returns the exit code.
 
@@ -242,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     _ignore_file_size_signal()
+    _one_line_warnings()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
