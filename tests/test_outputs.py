@@ -220,3 +220,52 @@ def assert_refused_last_line(proc: subprocess.CompletedProcess, *needles: str) -
     assert last.startswith("lowbench: error:"), proc.stderr
     for needle in needles:
         assert needle in last, last
+
+
+# -- PNGs: written whole or not at all ---------------------------------------------------------
+def test_site_and_gallery_pngs_go_through_the_atomic_helper(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """Gallery copies and Pareto charts are written by fsutil.atomic_write_bytes; an
+    interrupted write (the process killed before the rename) leaves neither a PNG nor a temp
+    file behind."""
+    import numpy as np
+
+    from lowbench import harness
+    from lowbench.results import load_table
+    from lowbench.site import charts, gallery
+    from lowbench.site.model import group_tables, latest
+
+    written: list[Path] = []
+
+    def spy(path: str | os.PathLike[str], data: bytes) -> Path:
+        written.append(Path(path))
+        return fsutil.atomic_write_bytes(path, data)
+
+    monkeypatch.setattr(gallery, "atomic_write_bytes", spy)
+    monkeypatch.setattr(charts, "atomic_write_bytes", spy)
+    rows = load_table([REPO / "results"]).rows
+    item = next(g for r in rows if r["source"] == "evaluate" for g in r["gallery"])
+    site = tmp_path / "site"
+    store = gallery.ImageStore(site)
+    rel = store.add(str(REPO / "results"), item["output"])
+    assert rel is not None and written == [site / rel]
+    assert (site / rel).read_bytes() == (REPO / "results" / item["output"]).read_bytes()
+    lt = latest(group_tables(rows)[0])
+    assert charts.pareto_figure(lt.rows, site / "charts" / "p.png", "t")
+    assert written[-1] == site / "charts" / "p.png"
+    assert (site / "charts" / "p.png").read_bytes().startswith(gallery.PNG_SIGNATURE)
+
+    def killed(src: str, dst: str) -> None:
+        raise KeyboardInterrupt  # stands for the end of a process killed before the rename
+
+    monkeypatch.setattr(os, "replace", killed)
+    other = next(g["truth"] for r in rows if r["source"] == "evaluate" for g in r["gallery"]
+                 if g["truth"] != item["output"])
+    with pytest.raises(KeyboardInterrupt):
+        gallery.ImageStore(site).add(str(REPO / "results"), other)
+    with pytest.raises(KeyboardInterrupt):
+        harness._store_png(tmp_path / "results" / "gallery", np.zeros((8, 8, 3), np.float32))
+    assert sorted(p.name for p in (site / "img").iterdir()) == [Path(rel).name]
+    assert not list((tmp_path / "results" / "gallery").iterdir())
+    assert not no_temp_files(tmp_path)
