@@ -97,7 +97,19 @@ def _write_torchscript(module: nn.Module, x: torch.Tensor, tmp: Path) -> None:
     tmp.write_bytes(buffer.getvalue())
 
 
+def require_onnx() -> None:
+    """LowbenchError naming the extra to install when the ``onnx`` package is missing (torch's
+    ONNX exporter needs it)."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise LowbenchError("--format onnx needs the onnx package, which is not installed: "
+                            "pip install 'lowbench[onnx]' (or use --format torchscript)"
+                            ) from None
+
+
 def _write_onnx(variant: Variant, x: torch.Tensor, tmp: Path) -> None:
+    require_onnx()
     try:
         with _quiet_export(), torch.no_grad():
             torch.onnx.export(
@@ -113,10 +125,8 @@ def _write_onnx(variant: Variant, x: torch.Tensor, tmp: Path) -> None:
             f"ONNX export of {variant.model_name} x {variant.quant} failed ({first}); "
             "export it with --format torchscript instead"
         ) from None
-    try:
-        import onnx
-    except ImportError:
-        return
+    import onnx
+
     onnx.checker.check_model(str(tmp))
 
 
@@ -199,6 +209,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         raise LowbenchError(f"unknown --format {args.format!r}; choose one of: "
                             f"{', '.join(FORMATS)}")
     check_output_file(args.out)
+    if args.format == "onnx":
+        require_onnx()  # before the variant is built (int8 calibration takes a while)
     variant = build_variant(args.model, args.quant, checkpoint=args.checkpoint, task=args.task,
                             data_root=args.data_root, device="cpu")
     if variant.info.get("status") == "unsupported":
