@@ -233,13 +233,18 @@ def _ignore_file_size_signal() -> None:
     """A write past RLIMIT_FSIZE then fails with EFBIG, which :mod:`lowbench.fsutil` reports as
     one line, instead of SIGXFSZ killing the process without a word."""
     if hasattr(signal, "SIGXFSZ"):
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        try:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        except ValueError:  # main() called from another thread than the main one
+            pass
 
 
 def _one_line_warnings() -> None:
     """Show lowbench's own warnings (a skipped record, an unusable gallery image) as one line
     ``lowbench: warning: ...``; other packages' warnings keep Python's format."""
     python_format = warnings.formatwarning
+    if getattr(python_format, "lowbench_one_line", False):
+        return  # installed by an earlier main() in this process
 
     def formatwarning(message: Warning | str, category: type[Warning], filename: str,
                       lineno: int, line: str | None = None) -> str:
@@ -247,6 +252,7 @@ def _one_line_warnings() -> None:
             return f"lowbench: warning: {message}\n"
         return python_format(message, category, filename, lineno, line)
 
+    formatwarning.lowbench_one_line = True  # type: ignore[attr-defined]
     warnings.formatwarning = formatwarning
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lowbench.errors import LowbenchError, VariantError
+from lowbench.errors import LowbenchError, OutputError, VariantError
 from lowbench.fsutil import check_output_file, output_error
 from lowbench.models.unet import PaddedModel, pad_to_multiple
 from lowbench.quant import HalfPrecision, quiet_ao
@@ -157,6 +157,8 @@ def export_variant(variant: Variant, fmt: str, out: str | Path, size: int = 256)
             _write_onnx(variant, x, tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
+    except OutputError:
+        raise
     except OSError as err:
         raise output_error(out, err) from err
     finally:

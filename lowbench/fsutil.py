@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lowbench.errors import LowbenchError
+from lowbench.errors import LowbenchError, OutputError
 
 #: errno -> what to do about it, for errors writing an output.
 _OUTPUT_FIXES: dict[int, str] = {
@@ -35,12 +35,13 @@ _OUTPUT_FIXES: dict[int, str] = {
 }
 
 
-def output_error(path: str | os.PathLike[str], err: OSError, what: str = "write") -> LowbenchError:
+def output_error(path: str | os.PathLike[str], err: OSError, what: str = "write"
+                 ) -> OutputError:
     """The one-line error for an OSError while writing ``path``: the path, the system's reason
     and the fix (raise it ``from err``)."""
     reason = err.strerror or str(err)
     fix = _OUTPUT_FIXES.get(err.errno or 0, "check the path and the disk")
-    return LowbenchError(f"cannot {what} {os.fspath(path)}: {reason}; {fix}")
+    return OutputError(f"cannot {what} {os.fspath(path)}: {reason}; {fix}")
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
