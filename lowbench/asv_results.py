@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lowbench.names import is_valid_combination
 from lowbench.record import RecordWarning
 
 #: asv benchmark (class.method) -> (lowbench metric, factor to lowbench's unit).
@@ -75,7 +76,6 @@ def load_asv_rows(folder: str | Path) -> Iterator[tuple[dict[str, Any], dict[str
     from asv.results import Results
 
     from lowbench.environment import commit_position, machine_label
-    from lowbench.names import is_valid_combination
     from lowbench.results import METRICS, machine_id
 
     root = Path(folder) / "asv"
@@ -103,32 +103,17 @@ def load_asv_rows(folder: str | Path) -> Iterator[tuple[dict[str, Any], dict[str
                               RecordWarning, stacklevel=2)
                 continue
             sha = res.commit_hash
+            if not isinstance(sha, str):
+                warnings.warn(f"skipping {path}: field commit_hash must be a string (found "
+                              f"{sha!r:.60})", RecordWarning, stacklevel=2)
+                continue
             if sha not in positions:
                 positions[sha] = commit_position(sha)
-            rows: dict[tuple[str, str], dict[str, Any]] = {}
-            for key in sorted(res.get_all_result_keys()):
-                suffix = _bench_key(key)
-                if suffix is None:
-                    continue
-                metric, factor = BENCH_METRICS[suffix]
-                params = res.get_result_params(key)
-                values = res.get_result_value(key, params)
-                if len(params) != 2:
-                    continue
-                for (model, quant), value in zip(itertools.product(*params), values,
-                                                 strict=False):
-                    model, quant = _param_value(model), _param_value(quant)
-                    if not is_valid_combination(model, quant):
-                        continue  # LibRaw x int8/fp16: a grid cell no machine can run
-                    row = rows.get((model, quant))
-                    if row is None:
-                        row = rows[(model, quant)] = _empty_row(
-                            sha, positions[sha], mid, label, model, quant, path, res, METRICS)
-                    if value is None or value != value:  # skipped, failed or NaN
-                        row["reasons"].setdefault(metric, "asv: skipped or failed here")
-                        continue
-                    v = value * factor
-                    row[metric] = int(round(v)) if metric in _INTEGER_METRICS else float(v)
+            try:
+                rows = _rows_of_result(res, sha, positions[sha], mid, label, path, METRICS)
+            except _InvalidResult as exc:
+                warnings.warn(f"skipping {path}: {exc}", RecordWarning, stacklevel=2)
+                continue
             for (_m, _q), row in sorted(rows.items()):
                 for metric, _factor in BENCH_METRICS.values():
                     if row.get(metric) is None:
@@ -137,6 +122,54 @@ def load_asv_rows(folder: str | Path) -> Iterator[tuple[dict[str, Any], dict[str
                 row["status"] = ("ok" if row.get("psnr_db") is not None
                                  or row.get("latency_median_ms") is not None else "unsupported")
                 yield row, entry
+
+
+class _InvalidResult(ValueError):
+    """An asv results file whose content lowbench cannot use; the message names the field."""
+
+
+def _number_or_none(value: Any, field: str) -> float | None:
+    """``value`` if it is a number (NaN included) or None; else _InvalidResult naming ``field``."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    raise _InvalidResult(f"field {field} must be a number or null (found {value!r:.60})")
+
+
+def _rows_of_result(res: Any, sha: str, position: int | None, mid: str, label: str,
+                    path: Path, metrics: tuple[str, ...]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(model, quant) -> row of one asv results file; _InvalidResult for a malformed one."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for key in sorted(res.get_all_result_keys()):
+        suffix = _bench_key(key)
+        if suffix is None:
+            continue
+        metric, factor = BENCH_METRICS[suffix]
+        try:
+            params = res.get_result_params(key)
+            values = res.get_result_value(key, params)
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            raise _InvalidResult(f"field results.{key} is malformed ({exc})") from None
+        if not isinstance(params, list) or len(params) != 2:
+            continue
+        if not isinstance(values, list) or not all(isinstance(p, list) for p in params):
+            raise _InvalidResult(f"field results.{key} must hold lists of params and "
+                                 f"results (found {values!r:.60})")
+        for (model, quant), value in zip(itertools.product(*params), values,
+                                         strict=False):
+            model, quant = _param_value(model), _param_value(quant)
+            if not is_valid_combination(model, quant):
+                continue  # LibRaw x int8/fp16: a grid cell no machine can run
+            value = _number_or_none(value, f"results.{key}[{model}, {quant}]")
+            row = rows.get((model, quant))
+            if row is None:
+                row = rows[(model, quant)] = _empty_row(
+                    sha, position, mid, label, model, quant, path, res, metrics)
+            if value is None or value != value:  # skipped, failed or NaN
+                row["reasons"].setdefault(metric, "asv: skipped or failed here")
+                continue
+            v = value * factor
+            row[metric] = int(round(v)) if metric in _INTEGER_METRICS else float(v)
+    return rows
 
 
 def _empty_row(sha: str, position: int | None, mid: str, label: str, model: str, quant: str,

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from lowbench.errors import LowbenchError
 
@@ -121,9 +123,40 @@ def cmd_asv_machine(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to an option's help unless the default is None or False or the
+    help already states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        positional = not action.option_strings and action.nargs not in ("?", "*")
+        if (default is None or default is False or default is argparse.SUPPRESS or positional
+                or "default" in text):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else default
+        return f"{text} (default: {str(shown).replace('%', '%%')})"
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose help shows defaults (:class:`HelpFormatter`); sub-commands made
+    by ``add_subparsers().add_parser`` are Parsers too, so every sub-command's help does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """A usage error as one LowbenchError line (exit code 2), not usage text + error."""
+        raise LowbenchError(f"{self.prog}: {message}; see `{self.prog} --help`")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse tree of every subcommand (each has --help)."""
-    p = argparse.ArgumentParser(
+    """The argparse tree of every subcommand (each has --help, every option a help text that
+    shows its default)."""
+    from lowbench.names import parse_learned_model, parse_quant
+
+    p = Parser(
         prog="lowbench",
         description="Reproducible benchmarks for efficient low-light RAW enhancement (SID).",
     )
@@ -131,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("list", help="list tasks, models or quantization variants")
-    s.add_argument("what", choices=["tasks", "models", "quants"])
+    s.add_argument("what", choices=["tasks", "models", "quants"], help="what to list")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(func=cmd_list)
 
@@ -141,11 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
                            ("verify", "check every file is present and every pinned sha256 "
                                       "matches (exit 0 when all good)")):
         d = dsub.add_parser(name, help=helptext)
-        d.add_argument("task")
-        d.add_argument("--data-root", default=None, help="folder holding the task's files")
+        d.add_argument("task", help="task name (see `lowbench list tasks`)")
+        d.add_argument("--data-root", default=None,
+                       help="folder holding the task's files (default: the task's own: the "
+                            "package for synth, the data cache for synth-train)")
         d.set_defaults(func=cmd_data)
     d = dsub.add_parser("generate", help="regenerate a synthetic split's DNG files into --out")
-    d.add_argument("task", choices=["synth", "synth-train"])
+    d.add_argument("task", choices=["synth", "synth-train"], help="synthetic split to write")
     d.add_argument("--out", required=True, help="output folder")
     d.set_defaults(func=cmd_data)
 
@@ -162,14 +197,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("export", help="export a variant to TorchScript or ONNX (Jetson path)")
-    s.add_argument("--model", required=True)
-    s.add_argument("--quant", default="fp32")
-    s.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript")
+    s.add_argument("--model", required=True, type=parse_learned_model,
+                   help="learned model (see `lowbench list models`)")
+    s.add_argument("--quant", default="fp32", type=parse_quant,
+                   help="variant (see `lowbench list quants`)")
+    s.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript",
+                   help="file format (onnx needs pip install 'lowbench[onnx]')")
     s.add_argument("--out", required=True, help="output file")
-    s.add_argument("--checkpoint", default=None, help="safetensors checkpoint (default: shipped)")
+    s.add_argument("--checkpoint", default=None,
+                   help="safetensors checkpoint (default: the shipped reference weights)")
     s.add_argument("--task", default="synth", help="task whose train split calibrates int8")
-    s.add_argument("--data-root", default=None)
-    s.add_argument("--size", type=int, default=256, help="packed input side used for tracing")
+    s.add_argument("--data-root", default=None,
+                   help="folder holding the calibration task's raw files (default: the "
+                        "task's own)")
+    s.add_argument("--size", type=int, default=256,
+                   help="packed input side used for tracing, pixels")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("checkpoint", help="convert the original SID project's checkpoints")
@@ -206,18 +248,54 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--results", action="append", default=None,
                    help="results folder (repeatable; default: the checkout's published "
                         "results/, your asv runs in .asv/results and the user results store)")
-    t.add_argument("--json", action="store_true")
+    t.add_argument("--json", action="store_true", help="print every field as JSON")
     t.set_defaults(func=cmd_results)
     return p
 
 
+def _ignore_file_size_signal() -> None:
+    """A write past RLIMIT_FSIZE then fails with EFBIG, which :mod:`lowbench.fsutil` reports as
+    one line, instead of SIGXFSZ killing the process without a word."""
+    if hasattr(signal, "SIGXFSZ"):
+        try:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        except ValueError:  # main() called from another thread than the main one
+            pass
+
+
+def _one_line_warnings() -> None:
+    """Show lowbench's own warnings (a skipped record, an unusable gallery image) as one line
+    ``lowbench: warning: ...``; other packages' warnings keep Python's format."""
+    python_format = warnings.formatwarning
+    if getattr(python_format, "lowbench_one_line", False):
+        return  # installed by an earlier main() in this process
+
+    def formatwarning(message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, line: str | None = None) -> str:
+        if category.__module__.split(".")[0] == "lowbench":
+            return f"lowbench: warning: {message}\n"
+        return python_format(message, category, filename, lineno, line)
+
+    formatwarning.lowbench_one_line = True  # type: ignore[attr-defined]
+    warnings.formatwarning = formatwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `lowbench` and `python -m lowbench`; returns the exit code."""
+    """Entry point of `lowbench` and `python -m lowbench`; returns the exit code.
+
+    Arguments are checked before any command imports torch, so bad input is answered at once."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    _ignore_file_size_signal()
+    _one_line_warnings()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        if isinstance(getattr(args, "model", None), str) and isinstance(
+                getattr(args, "quant", None), str):
+            from lowbench.names import check_combination
+
+            check_combination(args.model, args.quant)
         return int(args.func(args) or 0)
     except LowbenchError as err:
         if debug:

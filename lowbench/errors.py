@@ -27,3 +27,9 @@ class CheckpointError(LowbenchError):
 
 class VariantError(LowbenchError):
     """A model x quantization combination that cannot be built on this platform."""
+
+
+class OutputError(LowbenchError, OSError):
+    """The system refused to write an output (read-only, no permission, disk full, file-size
+    limit, a path through a file): the message names the path and the fix. Also an OSError, so
+    code that handles write failures as OSErrors keeps working."""

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from lowbench.errors import LowbenchError
+from lowbench.fsutil import check_output_folder
 
 
 def config_from_args(args: argparse.Namespace):  # -> EvalConfig (import kept lazy)
@@ -45,17 +46,6 @@ def out_folder(args: argparse.Namespace) -> Path:
     return published_results_dir() if args.publish else results_store()
 
 
-def _check_out(out: Path) -> Path:
-    if out.exists() and not out.is_dir():
-        raise LowbenchError(f"--out {out} exists and is not a folder; pass a folder for the "
-                            "result records")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise LowbenchError(f"cannot create --out folder {out}: {err.strerror}") from None
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write the record atomically into :func:`out_folder` (the user results store
     unless ``--out`` or ``--publish``), print a table (or ``--json``).
@@ -69,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from lowbench.record import write_record
 
     cfg = config_from_args(args)
-    out = _check_out(out)
+    out = check_output_folder(out)
     t0 = time.perf_counter()
 
     # on stderr, terminal or not (CI logs, nohup): a tqdm bar on a TTY, else a line every few s

@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lowbench.errors import LowbenchError, VariantError
-from lowbench.fsutil import atomic_write_bytes
+from lowbench.errors import LowbenchError, OutputError, VariantError
+from lowbench.fsutil import atomic_write_bytes, check_output_file, output_error
 from lowbench.models.unet import PaddedModel, pad_to_multiple
 from lowbench.quant import HalfPrecision, quiet_ao
 from lowbench.variants import Variant, build_variant
@@ -105,7 +105,19 @@ def torchscript_bytes(module: nn.Module, x: torch.Tensor) -> bytes:
     return buffer.getvalue()
 
 
+def require_onnx() -> None:
+    """LowbenchError naming the extra to install when the ``onnx`` package is missing (torch's
+    ONNX exporter needs it)."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise LowbenchError("--format onnx needs the onnx package, which is not installed: "
+                            "pip install 'lowbench[onnx]' (or use --format torchscript)"
+                            ) from None
+
+
 def _write_onnx(variant: Variant, x: torch.Tensor, tmp: Path) -> None:
+    require_onnx()
     try:
         with _quiet_export(), torch.no_grad():
             torch.onnx.export(
@@ -113,16 +125,16 @@ def _write_onnx(variant: Variant, x: torch.Tensor, tmp: Path) -> None:
                 input_names=["packed"], output_names=["srgb"],
                 dynamic_axes={"packed": {0: "batch"}, "srgb": {0: "batch"}},
             )
+    except OSError:
+        raise  # a refused write: export_variant names the file and the fix
     except Exception as err:  # the exporter raises many types; report one line
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise VariantError(
             f"ONNX export of {variant.model_name} x {variant.quant} failed ({first}); "
             "export it with --format torchscript instead"
         ) from None
-    try:
-        import onnx
-    except ImportError:
-        return
+    import onnx
+
     onnx.checker.check_model(str(tmp))
 
 
@@ -146,13 +158,19 @@ def export_variant(variant: Variant, fmt: str, out: str | Path, size: int = 256)
     x = example_input(variant.module, size)
     if fmt == "torchscript":
         return atomic_write_bytes(out, torchscript_bytes(variant.module, x))
-    tmp = _tmp_beside(out)
+    tmp: Path | None = None
     try:
+        tmp = _tmp_beside(out)
         _write_onnx(variant, x, tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
+    except OutputError:
+        raise
+    except OSError as err:
+        raise output_error(out, err) from err
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
     return out
 
 
@@ -203,6 +221,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.format not in FORMATS:
         raise LowbenchError(f"unknown --format {args.format!r}; choose one of: "
                             f"{', '.join(FORMATS)}")
+    check_output_file(args.out)
+    if args.format == "onnx":
+        require_onnx()  # before the variant is built (int8 calibration takes a while)
     with Progress(f"export {args.model}/{args.quant}") as reporter:  # stderr, TTY or not
         reporter.stage("building and calibrating the variant" if args.quant == "static"
                        else "building the variant")

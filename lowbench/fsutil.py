@@ -1,7 +1,14 @@
-"""Atomic file writes (temp file in the same directory + os.replace) and hashing."""
+"""Atomic file writes (temp file in the same directory + os.replace), output-path checks and
+hashing.
+
+A write that the system refuses (read-only file system, no permission, disk full, file-size
+limit, quota, a path through a file) raises a :class:`~lowbench.errors.LowbenchError` that names
+the path and the fix, leaves no temp file and never touches the previous file.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -10,22 +17,104 @@ from pathlib import Path
 
 import numpy as np
 
+from lowbench.errors import LowbenchError, OutputError
+
+#: errno -> what to do about it, for errors writing an output.
+_OUTPUT_FIXES: dict[int, str] = {
+    errno.EROFS: "the file system is read-only; choose a writable location",
+    errno.EACCES: "no permission to write there; choose a folder you can write to",
+    errno.EPERM: "the system does not allow writing there; choose a folder you can write to",
+    errno.ENOSPC: "the disk is full; free some space or choose another disk",
+    errno.EDQUOT: "the disk quota is exceeded; free some space or choose another disk",
+    errno.EFBIG: "the file is larger than the file system or the file-size limit (`ulimit -f`) "
+                 "allows; free space, raise the limit or choose another disk",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
+    errno.EEXIST: "something else exists at that path; choose another path",
+    errno.EISDIR: "it is a folder; pass a file name",
+    errno.ENAMETOOLONG: "the name is too long; choose a shorter path",
+}
+
+
+def output_error(path: str | os.PathLike[str], err: OSError, what: str = "write"
+                 ) -> OutputError:
+    """The one-line error for an OSError while writing ``path``: the path, the system's reason
+    and the fix (raise it ``from err``)."""
+    reason = err.strerror or str(err)
+    fix = _OUTPUT_FIXES.get(err.errno or 0, "check the path and the disk")
+    return OutputError(f"cannot {what} {os.fspath(path)}: {reason}; {fix}")
+
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
+    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one.
+
+    Raises LowbenchError (see :func:`output_error`) when the system refuses the write; the
+    temp file is removed and an existing ``path`` is left as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    tmp: str | None = None
     try:
+        _make_folder(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; results and checkpoints are shared files
         os.replace(tmp, path)
+    except OSError as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise output_error(path, err) from err
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def _make_folder(folder: Path) -> None:
+    """``folder.mkdir(parents=True, exist_ok=True)``, but a file in the way is ENOTDIR (not
+    EEXIST, which would not tell what is wrong)."""
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _probe_folder(folder: Path) -> None:
+    """Create ``folder`` (and parents) if missing and create + remove a temp file in it
+    (raises the OSError of whatever the system refuses)."""
+    _make_folder(folder)
+    fd, probe = tempfile.mkstemp(prefix=".lowbench-probe.", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_output_folder(folder: str | os.PathLike[str], option: str = "--out") -> Path:
+    """Make sure ``folder`` (the value of ``option``) is a folder this process can write into:
+    created (with its parents) if missing and probed with a temp file; else LowbenchError
+    naming the option, the path and the fix. Returns it as a Path."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise LowbenchError(f"{option} {folder} exists and is not a folder; pass a folder "
+                            "(a new or existing directory)")
+    try:
+        _probe_folder(folder)
+    except OSError as err:
+        raise output_error(folder, err, what=f"write into {option} folder") from err
+    return folder
+
+
+def check_output_file(path: str | os.PathLike[str], option: str = "--out") -> Path:
+    """Make sure ``path`` (the value of ``option``) can be written as a file: not a folder, in
+    a folder this process can write into (created if missing); an existing file will be
+    replaced atomically. LowbenchError naming the option, the path and the fix otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise LowbenchError(f"{option} {path} is a folder; pass a file name inside it")
+    try:
+        _probe_folder(path.parent)
+    except OSError as err:
+        raise output_error(path, err, what=f"write {option}") from err
     return path
 
 

@@ -291,11 +291,10 @@ class Task:
         missing = [p for p in problems if p.startswith("missing")]
         bad = [p for p in problems if p.startswith("checksum")]
         if bad:
+            first = Path(bad[0].split(": ", 1)[1])
             return (f"{len(bad)} file(s) of task {self.name} v{self.version} do not match the "
-                    f"sha256 pinned in data_manifest.yaml (first: {bad[0].split(': ', 1)[1]}); "
-                    "the data was modified or belongs to another version: reinstall lowbench "
-                    "(pip install --force-reinstall lowbench) or point --data-root at pristine "
-                    "data")
+                    f"sha256 pinned in data_manifest.yaml (first: {first}); the data was "
+                    f"modified or belongs to another version: {_checksum_fix(self, first)}")
         if not missing:
             return f"task {self.name}: {len(problems)} problem(s), first: {problems[0]}"
         n_files = len({p.short for p in listed} | {p.long for p in listed})
@@ -316,6 +315,29 @@ class Task:
             yaml.safe_dump(self.spec, sort_keys=True).encode("utf-8")).hexdigest()
         return {"task": self.name, "task_version": self.version, "manifest_sha256": digest,
                 "files_sha256": dict(sorted(self.sha256.items())) or None}
+
+
+def git_checkout_root() -> Path | None:
+    """The repository root when lowbench runs from a git checkout (a clone, a worktree, an
+    editable install of one), else None (installed from a wheel or sdist)."""
+    root = PACKAGE_DIR.parent
+    return root if (root / ".git").exists() else None
+
+
+def _checksum_fix(task: Task, bad_file: Path) -> str:
+    """How to get pristine files back, for the kind of install and data root at hand."""
+    try:
+        bad_file.resolve().relative_to(PACKAGE_DIR)
+    except ValueError:  # the user's --data-root
+        regenerate = (f"regenerate it with `lowbench data generate {task.name} --out DIR` or "
+                      if task.kind == "synthetic" else "")
+        return f"{regenerate}point --data-root at pristine data"
+    repo = git_checkout_root()
+    if repo is not None:
+        rel = bad_file.resolve().relative_to(repo.resolve()).as_posix()
+        return (f"this is a git checkout: restore the shipped files with `git checkout -- "
+                f"{rel}` (`git status` lists every changed file)")
+    return "reinstall lowbench (pip install --force-reinstall lowbench)"
 
 
 @lru_cache(maxsize=4096)

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from lowbench.errors import LowbenchError
+from lowbench.fsutil import check_output_file
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def _state_path(out: Path) -> Path:
 
 def _save_optimizer(path: Path, opt: torch.optim.Optimizer, step: int) -> None:
     """Adam state as safetensors (never pickle): per-parameter exp_avg, exp_avg_sq, step."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from lowbench.fsutil import atomic_write_bytes
 
@@ -130,10 +131,7 @@ def _save_optimizer(path: Path, opt: torch.optim.Optimizer, step: int) -> None:
     for idx, st in opt.state_dict()["state"].items():
         for k, v in st.items():
             tensors[f"{idx}.{k}"] = torch.as_tensor(v).detach().clone().contiguous()
-    tmp = path.with_suffix(".writing")
-    save_file(tensors, str(tmp), metadata={"step": str(step)})
-    atomic_write_bytes(path, tmp.read_bytes())
-    tmp.unlink()
+    atomic_write_bytes(path, save(tensors, metadata={"step": str(step)}))
 
 
 def _load_optimizer(path: Path, opt: torch.optim.Optimizer) -> int:
@@ -393,6 +391,10 @@ def run_from_args(args: argparse.Namespace) -> int:
                     qat=args.qat, world_size=world, distill=args.distill)
     if args.patch % 32:
         raise LowbenchError(f"--patch {args.patch} must be a multiple of 32 raw pixels")
+    if not args.out.endswith(".safetensors"):
+        raise LowbenchError(f"--out {args.out}: checkpoints are written as .safetensors; "
+                            "end the name with .safetensors")
+    check_output_file(args.out)
     summary = train(recipe, Path(args.out), data_root=args.data_root, init=args.init,
                     resume=args.resume, scenes=args.scenes, val_every=args.val_every,
                     save_every=args.save_every, threads=args.threads, half=args.half,

@@ -7,6 +7,7 @@ fixed size and dpi, and inputs in a fixed order.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after selecting the backend
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator  # noqa: E402
 
+from lowbench.fsutil import atomic_write_bytes  # noqa: E402
 from lowbench.site.model import COLUMN, MODEL_ORDER, QUANT_ORDER, header, variant_of  # noqa: E402
 from lowbench.site.pareto import COSTS, QUALITY, front, pareto_mask  # noqa: E402
 
@@ -93,7 +95,8 @@ def pareto_figure(rows: Sequence[dict[str, Any]], path: Path, title: str) -> boo
                    bbox_to_anchor=(0.5, 0.95))
         # fixed margins: tight_layout would draw the figure twice (half the chart time)
         fig.subplots_adjust(left=0.055, right=0.975, bottom=0.13, top=0.82, wspace=0.25)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png", metadata={"Software": None})
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", metadata={"Software": None})
         plt.close(fig)
+        atomic_write_bytes(path, buffer.getvalue())  # a killed build leaves no partial PNG
     return True

@@ -1,8 +1,9 @@
 """The gallery: for each fixed test crop, the amplified input, every variant's output (latest
 commit of each task x machine) and the ground truth, side by side.
 
-PNG files are copied byte for byte (never re-encoded) to ``img/<sha256 prefix>.png``: identical
-crops are stored once and names do not depend on where the results lived. A path that leaves its
+PNG files are copied byte for byte (never re-encoded) to ``img/<sha256 prefix>.png``, each
+written atomically (:func:`lowbench.fsutil.atomic_write_bytes`): identical crops are stored once
+and names do not depend on where the results lived. A path that leaves its
 results folder, a missing file or a file that is not a PNG is skipped with a warning.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lowbench.fsutil import atomic_write_bytes
 from lowbench.site.model import Latest, variant_of
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -75,9 +77,8 @@ class ImageStore:
                 else:
                     result = f"img/{hashlib.sha256(data).hexdigest()[:24]}.png"
                     dest = self.site / result
-                    if not dest.exists():
-                        dest.parent.mkdir(parents=True, exist_ok=True)
-                        dest.write_bytes(data)
+                    if not dest.exists():  # atomic: a killed build leaves no partial PNG
+                        atomic_write_bytes(dest, data)
         self._done[src] = result
         return result
 

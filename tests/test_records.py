@@ -1,0 +1,148 @@
+"""Records and asv results that are well-formed JSON but would break a reader fail the schema,
+and every reader (`results table`, `site build`, asv ingestion) skips them with one warning
+naming the file and the field."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lowbench.asv_results import load_asv_rows
+from lowbench.record import RecordWarning, ValidationError, read_record, record_paths, validate
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLISHED = REPO / "results"
+
+
+def _set(*path: str | int, value: Any) -> Callable[[dict], None]:
+    def mutate(record: dict) -> None:
+        for key in path[:-1]:
+            record = record[key]
+        record[path[-1]] = value
+    return mutate
+
+
+#: (file stem, mutation, the field the warning must name)
+BROKEN = [
+    ("per-ratio-string", _set("quality", "per_ratio", "x100", value="23.1"),
+     "quality.per_ratio.x100"),
+    ("position-string", _set("environment", "commit", "position", value="12"),
+     "environment.commit.position"),
+    ("median-list", _set("latency", "median_ms", value=[1.0, 2.0]), "latency.median_ms"),
+    ("reason-number", _set("memory", "reasons", "peak_rss_mib", value=3), "memory.reasons"),
+    ("size-string", _set("size", "size_bytes", value="6 MB"), "size.size_bytes"),
+    ("cores-string", _set("environment", "machine", "cores", value="2"),
+     "environment.machine.cores"),
+    ("stage-string", _set("end_to_end", "total_ms", value="fast"), "end_to_end.total_ms"),
+]
+
+
+@pytest.fixture(scope="module")
+def good_record() -> dict:
+    """A published record of a learned model with every section filled."""
+    for path in sorted(record_paths(PUBLISHED)):
+        record = read_record(path)
+        if (record["status"] == "ok" and record["quality"].get("per_ratio")
+                and record.get("latency") and record.get("memory")
+                and record.get("end_to_end") and record.get("size")):
+            return record
+    raise AssertionError("no complete published record")
+
+
+def test_schema_rejects_what_readers_cannot_use_and_passes_every_published_record(
+        good_record: dict) -> None:
+    accepted = []
+    for stem, mutate, _field in BROKEN:
+        record = copy.deepcopy(good_record)
+        mutate(record)
+        try:
+            validate(record)
+        except ValidationError:
+            continue
+        accepted.append(stem)
+    assert not accepted, f"the schema accepts records that break readers: {accepted}"
+    paths = record_paths(PUBLISHED)
+    assert len(paths) >= 80
+    for path in paths:
+        read_record(path)  # raises for a published record the tightened schema rejects
+
+
+@pytest.fixture(scope="module")
+def broken_results(tmp_path_factory: pytest.TempPathFactory, good_record: dict) -> Path:
+    """One good record, each BROKEN record, and the published asv results with one value of
+    one file turned into a string."""
+    folder = tmp_path_factory.mktemp("broken") / "results"
+    folder.mkdir()
+    (folder / "good.json").write_text(json.dumps(good_record))
+    for stem, mutate, _field in BROKEN:
+        record = copy.deepcopy(good_record)
+        mutate(record)
+        record["run_id"] = f"{stem}-0000000000"
+        (folder / f"{stem}.json").write_text(json.dumps(record))
+    shutil.copytree(PUBLISHED / "asv", folder / "asv")
+    machine = sorted(p for p in (folder / "asv").iterdir() if p.is_dir())[0]
+    result_file = sorted(p for p in machine.glob("*.json") if p.name != "machine.json")[0]
+    data = json.loads(result_file.read_text())
+    key = next(k for k in data["results"] if k.endswith("Measures.track_psnr"))
+    data["results"][key][0][0] = "23.1 dB"  # result column, first (model, quant) cell
+    result_file.write_text(json.dumps(data))
+    return folder
+
+
+def _asv_broken_file(folder: Path) -> Path:
+    machine = sorted(p for p in (folder / "asv").iterdir() if p.is_dir())[0]
+    return sorted(p for p in machine.glob("*.json") if p.name != "machine.json")[0]
+
+
+def _assert_one_warning_each(stderr: str, folder: Path) -> None:
+    lines = stderr.strip().splitlines()
+    for stem, _mutate, field in BROKEN:
+        mine = [line for line in lines if f"{stem}.json" in line]
+        assert len(mine) == 1, stderr
+        assert mine[0].startswith("lowbench: warning:") and field in mine[0], mine[0]
+    asv = [line for line in lines if _asv_broken_file(folder).name in line]
+    assert len(asv) == 1 and "Measures.track_psnr" in asv[0], stderr
+    assert "Traceback" not in stderr
+
+
+def test_asv_ingestion_skips_a_bad_file_with_one_warning(broken_results: Path) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = [row for row, _machine in load_asv_rows(broken_results)]
+    bad = _asv_broken_file(broken_results)
+    mine = [str(w.message) for w in caught if issubclass(w.category, RecordWarning)]
+    assert len(mine) == 1 and str(bad) in mine[0] and "track_psnr" in mine[0], mine
+    assert rows and all(r["run_id"] != f"asv:{bad.name}" for r in rows)
+    published = [row for row, _m in load_asv_rows(PUBLISHED)]
+    assert len(rows) < len(published)
+
+
+def test_results_table_skips_each_bad_record_with_one_warning(broken_results: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "lowbench", "results", "table", "--json",
+                           "--results", str(broken_results)], capture_output=True, text=True,
+                          cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    _assert_one_warning_each(proc.stderr, broken_results)
+    rows = json.loads(proc.stdout)
+    assert [r["run_id"] for r in rows if r["source"] == "evaluate"] == [
+        json.loads((broken_results / "good.json").read_text())["run_id"]]
+
+
+def test_site_build_skips_each_bad_record_with_one_warning(broken_results: Path,
+                                                           tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "lowbench", "site", "build", "--results",
+                           str(broken_results), "--out", str(tmp_path / "site")],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    _assert_one_warning_each(proc.stderr, broken_results)
+    assert f"({len(BROKEN) + 1} files skipped)" in proc.stdout
+    assert (tmp_path / "site" / "index.html").is_file()
