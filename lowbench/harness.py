@@ -449,6 +449,10 @@ def new_record(cfg: EvalConfig, task: Task, pairs: int) -> dict[str, Any]:
         "status": "ok", "failure": None,
         "task": {"name": task.name, "version": task.version, "pairs_evaluated": pairs,
                  "pairs_total": _pairs_total(task), "crop": task.crop,
+                 # the input's normalisation: the task's constant (SID: 16383 DN, as SID's
+                 # pack_raw) or, null, each file's own white level as rawpy reads it
+                 "white_level_dn": task.white_level,
+                 "white_level_source": "task" if task.white_level is not None else "file",
                  "limit": cfg.limit, "manifest_sha256": fp["manifest_sha256"],
                  "files_sha256": fp["files_sha256"]},
         "variant": {"model": cfg.model, "quant": cfg.quant, "device": cfg.device},

@@ -368,3 +368,14 @@ def test_calibration_set_is_checked_like_the_test_set(tmp_path):
         calibration_crops("sid-sony-test", tmp_path, CalibrationSettings(pairs=2, crops=2))
     msg = str(err.value)
     assert "sid-sony-train" in msg and "4 of the 4 files of the 2 pairs used (of 1865)" in msg
+
+
+def test_records_say_which_white_level_normalised_the_input():
+    from lowbench.harness import EvalConfig, new_record
+    from lowbench.record import read_record, record_paths, validate
+
+    published = read_record(record_paths(Path(__file__).parent.parent / "results")[0])
+    for name, dn, source in (("sid-sony-test", 16383, "task"), ("synth", None, "file")):
+        rec = new_record(EvalConfig(model="lighter", quant="fp32", task=name), get_task(name), 1)
+        assert (rec["task"]["white_level_dn"], rec["task"]["white_level_source"]) == (dn, source)
+        validate({**published, "task": rec["task"]})  # the schema knows the new fields
