@@ -4,6 +4,7 @@ writers."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,44 +14,36 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
+def _environment_set(name: str, value: str) -> Iterator[str]:
+    """Set ``$name`` to ``value`` for the test session, then restore what was there."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    yield value
+    if old is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = old
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Point LOWBENCH_DATA at a fresh folder so tests never touch the user's cache."""
-    path = tmp_path_factory.mktemp("lowbench-cache")
-    old = os.environ.get("LOWBENCH_DATA")
-    os.environ["LOWBENCH_DATA"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("LOWBENCH_DATA", None)
-    else:
-        os.environ["LOWBENCH_DATA"] = old
+    yield from _environment_set("LOWBENCH_DATA", str(tmp_path_factory.mktemp("lowbench-cache")))
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _isolated_results_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _isolated_results_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Point LOWBENCH_RESULTS at a fresh folder so tests never write into the user's store."""
-    path = tmp_path_factory.mktemp("lowbench-results")
-    old = os.environ.get("LOWBENCH_RESULTS")
-    os.environ["LOWBENCH_RESULTS"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("LOWBENCH_RESULTS", None)
-    else:
-        os.environ["LOWBENCH_RESULTS"] = old
+    yield from _environment_set("LOWBENCH_RESULTS",
+                                str(tmp_path_factory.mktemp("lowbench-results")))
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _no_progress_lines() -> None:
+def _no_progress_lines() -> Iterator[str]:
     """Without a TTY, long commands print progress lines to stderr every few seconds; on a busy
     machine they would land before the one error line that the bad-input tests check. Tests of
     the progress lines set LOWBENCH_PROGRESS_INTERVAL themselves."""
-    old = os.environ.get("LOWBENCH_PROGRESS_INTERVAL")
-    os.environ["LOWBENCH_PROGRESS_INTERVAL"] = "86400"
-    yield
-    if old is None:
-        os.environ.pop("LOWBENCH_PROGRESS_INTERVAL", None)
-    else:
-        os.environ["LOWBENCH_PROGRESS_INTERVAL"] = old
+    yield from _environment_set("LOWBENCH_PROGRESS_INTERVAL", "86400")
 
 
 @pytest.fixture

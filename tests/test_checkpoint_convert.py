@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import assert_one_line_error, lowbench
 from quant_fixtures import TINY_CALIBRATION
 from safetensors import safe_open
 from torch import nn
@@ -31,23 +29,6 @@ from lowbench.variants import QAT_FLOAT_NOTE, build_variant
 REPO = Path(__file__).resolve().parents[1]
 QAT_CHECKPOINT = REPO / "lowbench" / "checkpoints" / "lighter-qat.safetensors"
 FAST = ["--latency-budget", "0.2", "--latency-min-runs", "3", "--threads", "1"]
-ANSI = re.compile(r"\x1b\[")
-
-
-def lowbench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lowbench", *args], capture_output=True,
-                          text=True, env=dict(os.environ), timeout=600, cwd=REPO)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    assert proc.returncode == 2, proc.stderr
-    err = proc.stderr.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("lowbench: error:"), err
-    assert not ANSI.search(err), err
-    assert "weights_only=False" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import assert_one_line_error, lowbench
 
 from lowbench import raw as rawpipe
 from lowbench.checkpoint import save_checkpoint
@@ -24,23 +24,6 @@ from lowbench.tasks import get_task, load_truth
 REPO = Path(__file__).resolve().parents[1]
 REPLAY = REPO / "tests" / "fixtures" / "tegrastats_replay.py"
 FAST = ["--latency-budget", "0.2", "--latency-min-runs", "3", "--threads", "1"]
-
-
-def lowbench(*args: str, env: dict | None = None, timeout: float = 300
-             ) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "lowbench", *args], capture_output=True,
-                          text=True, env=full_env, timeout=timeout, cwd=REPO)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    err = proc.stderr.strip()
-    assert "Traceback" not in err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("lowbench: error:")
-    for needle in needles:
-        assert needle in err, err
 
 
 @pytest.fixture(scope="module")

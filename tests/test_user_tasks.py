@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import assert_one_line_error, lowbench
 
 from lowbench import raw as rawpipe
 from lowbench.data import synth
@@ -48,20 +46,6 @@ def write_task(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def lowbench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lowbench", *args], capture_output=True,
-                          text=True, env=dict(os.environ), timeout=300, cwd=REPO)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    err = proc.stderr.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    assert err.startswith("lowbench: error:"), err
-    for needle in needles:
-        assert needle in err, err
 
 
 # -- task files ------------------------------------------------------------------------------
