@@ -8,6 +8,7 @@ from tqdm import tqdm
 
 from lowbench.data.sid import ListedPair
 from lowbench.errors import DataError
+from lowbench.fsutil import check_output_folder
 from lowbench.paths import cache_dir
 from lowbench.tasks import Task, get_task, load_truth
 
@@ -82,7 +83,7 @@ def generate(task_name: str, out: str) -> int:
     """Regenerate a synthetic split's DNGs into ``out`` (the shipped synth split's source)."""
     from lowbench.data import synth
 
-    out_dir = Path(out)
+    out_dir = check_output_folder(out)
     if task_name == "synth":
         pairs = synth.generate_test_split(out_dir)
     else:

@@ -16,12 +16,7 @@ def config_from_args(args: argparse.Namespace):  # -> EvalConfig (import kept la
     """The harness configuration of parsed `lowbench evaluate` arguments."""
     from lowbench.harness import EvalConfig
 
-    if args.threads is not None and args.threads < 1:
-        raise LowbenchError(f"--threads must be >= 1, got {args.threads}")
-    if args.latency_budget < 0:
-        raise LowbenchError(f"--latency-budget must be >= 0 s, got {args.latency_budget}")
-    if args.latency_min_runs < 1:
-        raise LowbenchError(f"--latency-min-runs must be >= 1, got {args.latency_min_runs}")
+    # ranges of --threads, --limit and the latency options are checked by the parser
     if args.tegrastats is not None:
         from lowbench.energy.meter import check_tegrastats_path
 
@@ -51,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
     unless ``--out`` or ``--publish``), print a table (or ``--json``).
 
     Exit code 0 for status ok/unsupported, 2 when the variant failed (NaN/Inf output)."""
+    if args.model == "libraw" and args.checkpoint is not None:
+        raise LowbenchError(f"libraw has no weights, so --checkpoint {args.checkpoint} would be "
+                            "ignored; drop --checkpoint or pick a learned model")
     out = out_folder(args)  # before torch is imported: a wrong --publish answers at once
     from tabulate import tabulate
 

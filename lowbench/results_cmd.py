@@ -8,7 +8,9 @@ import sys
 
 from lowbench.errors import LowbenchError
 
-COLUMNS = ("source", "commit", "machine", "task", "model", "quant", "psnr_db", "ssim",
+#: ``marks``: what sets a row apart from the reference cell, as on the site ("checkpoint
+#: 1a2b3c4d", "3/21 pairs"); empty for a full run of the shipped weights.
+COLUMNS = ("source", "commit", "machine", "task", "model", "quant", "marks", "psnr_db", "ssim",
            "latency_median_ms", "end_to_end_ms", "peak_rss_mib", "swap_peak_mib",
            "energy_per_inference_net_mj", "size_mib")
 
@@ -23,6 +25,7 @@ def run_from_args(args: argparse.Namespace) -> int:
 
     from lowbench.paths import user_results_folders
     from lowbench.results import load_table
+    from lowbench.site.model import variant_of
     from lowbench.units import format_mib
 
     folders = [Path(f) for f in args.results] if args.results else user_results_folders()
@@ -39,6 +42,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     def cell(r: dict, c: str) -> object:
         if c == "commit":
             return str(r.get(c))[:10]
+        if c == "marks":
+            return ", ".join(variant_of(r).marks) if r.get("source") == "evaluate" else ""
         if c == "size_mib":
             return format_mib(r.get("size_bytes"), missing=None)
         return r.get(c)

@@ -72,6 +72,17 @@ _PROBE = ("import sys, lowbench.cli as cli\n"
     (["export", "--model", "sid", "--quant", "int3", "--out", "x.pt"], ["int3"]),
     (["train", "--model", "nosuch", "--out", "x.safetensors"], ["nosuch", "lighter"]),
     (["train", "--model", "sid"], ["--out"]),
+    (["evaluate", "--model", "libraw", "--limit", "-1"], ["--limit", "'-1' must be >= 1"]),
+    (["evaluate", "--model", "libraw", "--threads", "0"], ["--threads", ">= 1"]),
+    (["evaluate", "--model", "libraw", "--latency-budget", "-1"], ["--latency-budget", ">= 0"]),
+    (["evaluate", "--model", "libraw", "--checkpoint", "w.safetensors"],
+     ["libraw", "--checkpoint"]),
+    (["train", "--model", "lighter", "--out", "x.safetensors", "--steps", "0"], ["--steps"]),
+    (["train", "--model", "lighter", "--out", "x.safetensors", "--lr", "-1"], ["--lr", "> 0"]),
+    (["train", "--model", "lighter", "--out", "x.safetensors", "--batch-size", "0"],
+     ["--batch-size"]),
+    (["train", "--model", "lighter", "--out", "x.safetensors", "--val-scenes", "-1"],
+     ["--val-scenes"]),
 ])
 def test_argument_errors_answer_before_torch_is_imported(args: list[str],
                                                           needles: list[str]) -> None:

@@ -269,3 +269,15 @@ def test_site_and_gallery_pngs_go_through_the_atomic_helper(tmp_path: Path,
     assert sorted(p.name for p in (site / "img").iterdir()) == [Path(rel).name]
     assert not list((tmp_path / "results" / "gallery").iterdir())
     assert not no_temp_files(tmp_path)
+
+
+def test_data_generate_out_a_file_readonly_or_disk_full(tmp_path: Path, a_file: Path,
+                                                        readonly_dir: Path) -> None:
+    assert_refused(lowbench("data", "generate", "synth", "--out", str(a_file)), str(a_file))
+    assert_refused(lowbench("data", "generate", "synth", "--out", str(readonly_dir)),
+                   str(readonly_dir))
+    out = tmp_path / "gen"
+    proc = lowbench("data", "generate", "synth", "--out", str(out), max_file_bytes=100_000)
+    assert_refused_last_line(proc, str(out), "File too large")
+    assert a_file.read_text() == "keep me\n"
+    assert not no_temp_files(out) and not list(out.rglob("*.dng"))

@@ -281,3 +281,15 @@ def test_a_task_of_another_digest_is_another_table() -> None:
     newest = next(t for t in tables if t.task_digest == "9" * 64)
     assert [r["run_id"] for r in newest.rows] == [other["run_id"], "asv"]
     assert row_from_record(other)["pairs_total"] is None  # not the installed task: unknown
+
+
+def test_results_table_marks_the_rows_like_the_site(store: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "lowbench", "results", "table", "--results",
+                           str(store)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    custom = [ln for ln in lines if "5.93" in ln]
+    assert len(custom) == 1 and "checkpoint 1a2b3c4d, 3/21 pairs" in custom[0], custom
+    partial = [ln for ln in lines if "2/21 pairs" in ln]
+    assert len(partial) == 1 and "40.00" in partial[0], partial
+    assert sum("pairs" in ln for ln in lines) == 2  # the 21 reference rows carry no mark

@@ -13,13 +13,15 @@ black levels, in CFA order), WhiteLevel, ColorMatrix1 (XYZ -> camera, D65) and A
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import tifffile
+
+from lowbench.fsutil import atomic_write_bytes
 
 # TIFF/EP + DNG tag ids (Adobe DNG specification 1.4).
 _CFA_REPEAT_PATTERN_DIM = 33421
@@ -99,16 +101,9 @@ def write_dng(
     ]
     if orientation != 1:  # 1 is TIFF's default: files without the tag keep their exact bytes
         extratags.append((_ORIENTATION, "H", 1, int(orientation), True))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        tifffile.imwrite(
-            tmp, arr, photometric=_PHOTOMETRIC_CFA, extratags=extratags, metadata=None,
-            subfiletype=0, software=False,
-        )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    buffer = io.BytesIO()  # built in memory, written through the one atomic writer
+    tifffile.imwrite(
+        buffer, arr, photometric=_PHOTOMETRIC_CFA, extratags=extratags, metadata=None,
+        subfiletype=0, software=False,
+    )
+    return atomic_write_bytes(path, buffer.getvalue())
