@@ -37,7 +37,15 @@ from lowbench.measure.latency import StageTimer, measure_latency, set_threads
 from lowbench.metrics import psnr, ssim
 from lowbench.provenance import checkpoint_identity, portable_calibration, portable_command
 from lowbench.record import SCHEMA_VERSION
-from lowbench.tasks import Pair, Task, crop_box, get_task, load_truth, packed_input
+from lowbench.tasks import (
+    Pair,
+    Task,
+    check_pair,
+    crop_box,
+    get_task,
+    load_truth,
+    packed_input,
+)
 from lowbench.variants import Variant, build_variant, check_combination
 
 #: Stages of one end-to-end image, in order (mean ms of each is reported).
@@ -122,6 +130,7 @@ class Session:
             data_root=cfg.data_root, device=cfg.device)
         self.sync = _sync_for(cfg.device)
         self.is_libraw = cfg.model == "libraw"
+        check_pair(self.pairs[0])  # a file of another camera is named as such, not "too small"
         with rawpipe.read(self.pairs[0].short) as raw:
             self._example_np = packed_input(raw, self.pairs[0])
         self.example = torch.from_numpy(self._example_np)[None].to(cfg.device)
@@ -194,12 +203,12 @@ class Session:
         seen_ratios: set[str] = set()
         iterable = progress(self.pairs) if progress is not None else self.pairs
         for pair in iterable:
+            gt = load_truth(pair)  # checks the pair's files first (untimed)
             out = self.process_pair(pair, timer)
             if not np.isfinite(out).all():
                 raise NonFiniteOutput(
                     f"{self.cfg.model}/{self.cfg.quant} produced NaN or Inf on pair "
                     f"{pair.pair_id} ({pair.short})", pair.pair_id)
-            gt = load_truth(pair)
             per_pair.append({"pair": pair.pair_id, "ratio": pair.ratio_label,
                              "psnr_db": psnr(out, gt), "ssim": ssim(out, gt)})
             if (gallery_dir is not None and pair.ratio_label not in seen_ratios

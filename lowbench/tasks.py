@@ -530,7 +530,10 @@ def crop_box(height: int, width: int, size: int | None) -> tuple[int, int, int, 
 def packed_input(raw: Any, pair: Pair) -> np.ndarray:
     """The network input of ``pair`` from its opened short-exposure raw: float32 (4, h, w)."""
     mosaic = raw.raw_image_visible
-    y0, x0, h, w = crop_box(*mosaic.shape, pair.crop)
+    try:
+        y0, x0, h, w = crop_box(*mosaic.shape, pair.crop)
+    except DataError as err:
+        raise DataError(f"{pair.short}: {err}") from None
     phase = rawpipe.bayer_phase(raw)
     blacks, scales = rawpipe.channel_scales(raw, phase, pair.white_level)
     packed = rawpipe.pack_mosaic(mosaic[y0:y0 + h, x0:x0 + w], phase, blacks, scales)
@@ -559,11 +562,15 @@ def check_pair(pair: Pair) -> None:
             sizes.append((int(raw.sizes.height), int(raw.sizes.width)))
             problems = pair.checks.problems(path, raw) if pair.checks is not None else []
         if problems:
-            raise DataError(f"{path} is not what its task expects: {'; '.join(problems)}; "
-                            "point --data-root at the task's data (`lowbench data verify "
-                            "TASK` lists every such file)")
+            raise DataError(_unexpected_file(path, problems))
     if sizes[0] != sizes[1]:
         raise DataError(_frame_mismatch(pair.short, sizes[0], pair.long, sizes[1]))
+
+
+def _unexpected_file(path: Path, problems: list[str]) -> str:
+    """The one line for a raw file that fails its task's raw checks."""
+    return (f"{path} is not what its task expects: {'; '.join(problems)}; point --data-root at "
+            "the task's data (`lowbench data verify TASK` lists every such file)")
 
 
 def load_truth(pair: Pair, cache: Path | None = None) -> np.ndarray:

@@ -186,10 +186,9 @@ def test_short_and_long_of_different_frame_size_names_both(tmp_path, scene_dn):
     long_dn, short_dn = scene_dn
     long = write_dng(tmp_path / "long" / "a.dng", long_dn[:64, :96], **DNG_KW)
     short = write_dng(tmp_path / "short" / "a.dng", short_dn, **DNG_KW)
-    session = Session(EvalConfig(model="libraw", memory=False, energy=False, gallery=False),
-                      pairs=[Pair("a", short, long, 100.0, 1)])
-    with pytest.raises(DataError) as err:
-        session.run_quality()
+    with pytest.raises(DataError) as err:  # the session checks its first pair when it starts
+        Session(EvalConfig(model="libraw", memory=False, energy=False, gallery=False),
+                pairs=[Pair("a", short, long, 100.0, 1)]).run_quality()
     msg = str(err.value)
     assert f"{short} is {H} x {W}" in msg and f"{long} is 64 x 96" in msg, msg
 
@@ -363,3 +362,16 @@ def test_records_say_which_white_level_normalised_the_input():
         rec = new_record(EvalConfig(model="lighter", quant="fp32", task=name), get_task(name), 1)
         assert (rec["task"]["white_level_dn"], rec["task"]["white_level_source"]) == (dn, source)
         validate({**published, "task": rec["task"]})  # the schema knows the new fields
+
+
+def test_a_crop_task_names_a_file_of_another_camera_not_its_frame_size(tmp_path, scene_dn):
+    """sid-sony-test-crop512 on a small non-Sony frame: the camera is named, with the file,
+    before the crop could say the frame is too small."""
+    p = get_task("sid-sony-test-crop512").listed()[0]
+    long_dn, short_dn = scene_dn
+    write_dng(tmp_path / p.long, long_dn, **DNG_KW)
+    write_dng(tmp_path / p.short, short_dn, **DNG_KW)
+    proc = lowbench("evaluate", "--model", "libraw", "--task", "sid-sony-test-crop512",
+                    "--data-root", str(tmp_path), "--limit", "1", "--out", str(tmp_path / "r"),
+                    "--no-memory", "--no-energy")
+    assert_one_line_error(proc, str(tmp_path / p.short), "expected Sony ILCE-7SM2")
