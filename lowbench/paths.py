@@ -49,6 +49,13 @@ def checkout_root() -> Path | None:
     return None
 
 
+def git_checkout_root() -> Path | None:
+    """The repository root when lowbench runs from a git checkout (a clone, a worktree, an
+    editable install of one), else None (installed from a wheel or sdist)."""
+    root = PACKAGE_DIR.parent
+    return root if (root / ".git").exists() else None
+
+
 def _require_checkout(what: str) -> Path:
     root = checkout_root()
     if root is None:

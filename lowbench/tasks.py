@@ -24,7 +24,7 @@ from lowbench import raw as rawpipe
 from lowbench.data import sid as sidlists
 from lowbench.errors import DataError, LowbenchError
 from lowbench.fsutil import sha256_file
-from lowbench.paths import PACKAGE_DIR, cache_dir, manifest_path
+from lowbench.paths import PACKAGE_DIR, cache_dir, git_checkout_root, manifest_path
 
 SID_PUBLISHED = "github.com/cchen156/Learning-to-See-in-the-Dark"
 SYNTH_TEST_DIR = PACKAGE_DIR / "data" / "synth_test"
@@ -315,13 +315,6 @@ class Task:
             yaml.safe_dump(self.spec, sort_keys=True).encode("utf-8")).hexdigest()
         return {"task": self.name, "task_version": self.version, "manifest_sha256": digest,
                 "files_sha256": dict(sorted(self.sha256.items())) or None}
-
-
-def git_checkout_root() -> Path | None:
-    """The repository root when lowbench runs from a git checkout (a clone, a worktree, an
-    editable install of one), else None (installed from a wheel or sdist)."""
-    root = PACKAGE_DIR.parent
-    return root if (root / ".git").exists() else None
 
 
 def _checksum_fix(task: Task, bad_file: Path) -> str:

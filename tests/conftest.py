@@ -46,6 +46,18 @@ def _no_progress_lines() -> Iterator[str]:
     yield from _environment_set("LOWBENCH_PROGRESS_INTERVAL", "86400")
 
 
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny inputs: one intra-op thread avoids OpenMP spin contention on a loaded 2-core box
+    (a module uses it with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def write_bayer_dng(tmp_path: Path):
     """Factory: write a real DNG (via lowbench's writer) and return its path."""
