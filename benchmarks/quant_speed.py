@@ -26,8 +26,8 @@ import torch
 
 from lowbench import quant
 from lowbench.checkpoint import load_checkpoint, shipped_checkpoint_path
+from lowbench.digest import sha256_file
 from lowbench.errors import CheckpointError
-from lowbench.fsutil import sha256_file
 from lowbench.measure.latency import measure_latency, set_threads
 from lowbench.models import LEARNED_MODELS, build
 from lowbench.models.complexity import serialized_size_bytes

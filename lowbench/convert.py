@@ -25,8 +25,8 @@ from lowbench.checkpoint import (
     save_checkpoint,
     to_lowbench_keys,
 )
+from lowbench.digest import sha256_file
 from lowbench.errors import CheckpointError
-from lowbench.fsutil import sha256_file
 from lowbench.models import LEARNED_MODELS, describe
 
 _CORE_PREFIX = "core."

@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +28,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lowbench.errors import LowbenchError, OutputError, VariantError
-from lowbench.fsutil import atomic_write_bytes, check_output_file, output_error
+from lowbench.errors import LowbenchError, VariantError
+from lowbench.fsutil import atomic_path, atomic_write_bytes, check_output_file
 from lowbench.models.unet import PaddedModel, pad_to_multiple
 from lowbench.quant import HalfPrecision, quiet_ao
 from lowbench.variants import Variant, build_variant
@@ -82,13 +80,6 @@ def to_torchscript(module: nn.Module, x: torch.Tensor) -> tuple[torch.jit.Script
             return torch.jit.script(_traced_core(module, x)), True
         except (RuntimeError, TypeError, torch.jit.Error):
             return torch.jit.trace(module, x, check_trace=False), False
-
-
-def _tmp_beside(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    return Path(tmp)
 
 
 def torchscript_bytes(module: nn.Module, x: torch.Tensor) -> bytes:
@@ -158,19 +149,8 @@ def export_variant(variant: Variant, fmt: str, out: str | Path, size: int = 256)
     x = example_input(variant.module, size)
     if fmt == "torchscript":
         return atomic_write_bytes(out, torchscript_bytes(variant.module, x))
-    tmp: Path | None = None
-    try:
-        tmp = _tmp_beside(out)
+    with atomic_path(out) as tmp:
         _write_onnx(variant, x, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except OutputError:
-        raise
-    except OSError as err:
-        raise output_error(out, err) from err
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
     return out
 
 

@@ -1,5 +1,5 @@
-"""Atomic file writes (temp file in the same directory + os.replace), output-path checks and
-hashing.
+"""Atomic file writes (:func:`atomic_path`: temp file in the same directory + os.replace) and
+output-path checks.
 
 A write that the system refuses (read-only file system, no permission, disk full, file-size
 limit, quota, a path through a file) raises a :class:`~lowbench.errors.LowbenchError` that names
@@ -8,11 +8,12 @@ the path and the fix, leaves no temp file and never touches the previous file.
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import hashlib
 import io
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -44,31 +45,42 @@ def output_error(path: str | os.PathLike[str], err: OSError, what: str = "write"
     return OutputError(f"cannot {what} {os.fspath(path)}: {reason}; {fix}")
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one.
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """The one way lowbench writes a file: yields a temp path in ``path``'s folder (created if
+    missing) for the caller to write; on a clean exit the temp file is fsynced, made 0644 and
+    renamed over ``path`` (readers see the old file or the whole new one); on any error it is
+    removed and ``path`` is left as it was.
 
-    Raises LowbenchError (see :func:`output_error`) when the system refuses the write; the
-    temp file is removed and an existing ``path`` is left as it was."""
+    An OSError (read-only file system, no permission, disk full, file-size limit, ...) becomes
+    the one-line :class:`~lowbench.errors.OutputError` of :func:`output_error`."""
     path = Path(path)
-    tmp: str | None = None
+    tmp: Path | None = None
     try:
         _make_folder(path.parent)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
+        yield tmp
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; results and checkpoints are shared files
         os.replace(tmp, path)
-    except OSError as err:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise output_error(path, err) from err
-    except BaseException:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        tmp = None
+    except OutputError:
         raise
-    return path
+    except OSError as err:
+        raise output_error(path, err) from err
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` through :func:`atomic_path`; returns ``path``."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def _make_folder(folder: Path) -> None:
@@ -128,12 +140,3 @@ def atomic_save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     return atomic_write_bytes(path, buf.getvalue())
-
-
-def sha256_file(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_bytes):
-            h.update(chunk)
-    return h.hexdigest()

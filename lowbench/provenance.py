@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from lowbench.fsutil import sha256_file
+from lowbench.digest import sha256_file
 from lowbench.paths import PACKAGE_DIR
 
 #: Where the shipped checkpoints live, and how a record names them (package-relative).

@@ -97,6 +97,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_save
 from torch import nn
 
+from lowbench.digest import json_digest, weights_digest
 from lowbench.errors import CheckpointError, DataError, LowbenchError, VariantError
 from lowbench.fsutil import atomic_write_bytes
 from lowbench.models import build
@@ -353,15 +354,6 @@ def count_quantized_layers(module: nn.Module) -> int:
     return sum(quantized_layer_types(module).values())
 
 
-def weights_digest(model: nn.Module) -> str:
-    """sha256 over the names and bytes of a model's state dict (identifies random-init weights)."""
-    h = hashlib.sha256()
-    for name, value in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
 def _info(**kw: Any) -> dict[str, Any]:
     info = {"engine": None, "quantized_layers": 0, "quantized_nothing": None,
             "quantized_layer_types": {}, "weight_only_int8_layers": 0, "calibration": None,
@@ -590,7 +582,7 @@ def _is_observer_key(key: str) -> bool:
 
 
 def _cache_path(key: dict[str, Any]) -> Path:
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    digest = json_digest(key, 24)
     return cache_dir() / "calibration" / f"{key['model']}-{key['engine']}-{digest}.safetensors"
 
 

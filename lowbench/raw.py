@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import rawpy
 
+from lowbench.digest import sha256_file
 from lowbench.errors import DataError
-from lowbench.fsutil import atomic_save_npy, sha256_file
+from lowbench.fsutil import atomic_save_npy
 
 try:  # optional compiled kernel; the numpy path below is always correct on its own
     import numba

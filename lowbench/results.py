@@ -11,8 +11,6 @@ Two machines never share a row: ``machine_id`` is a digest of the machine descri
 from __future__ import annotations
 
 import gc
-import hashlib
-import json
 import multiprocessing
 import os
 import threading
@@ -24,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from lowbench.digest import json_digest
 from lowbench.metrics import METRIC_DIRECTIONS
 from lowbench.record import RecordWarning, read_record, record_files
 
@@ -61,7 +60,7 @@ def _machine_digest(fields: tuple) -> str:
              "accelerator": accelerator,
              "jetson": {"model": model, "l4t_release": l4t_release, "nvpmodel": nvpmodel},
              "label": label}
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+    return json_digest(ident, 12)
 
 
 def _get(d: dict[str, Any] | None, *path: str) -> Any:

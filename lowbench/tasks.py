@@ -22,8 +22,8 @@ import yaml
 
 from lowbench import raw as rawpipe
 from lowbench.data import sid as sidlists
+from lowbench.digest import sha256_file
 from lowbench.errors import DataError, LowbenchError
-from lowbench.fsutil import sha256_file
 from lowbench.paths import PACKAGE_DIR, cache_dir, git_checkout_root, manifest_path
 
 SID_PUBLISHED = "github.com/cchen156/Learning-to-See-in-the-Dark"

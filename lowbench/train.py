@@ -30,6 +30,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from lowbench.digest import weights_digest
 from lowbench.errors import LowbenchError
 from lowbench.fsutil import check_output_file
 
@@ -327,7 +328,7 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
         dist.barrier()
     return {"model": recipe.model, "steps": recipe.steps, "loss": loss_value,
             "val_psnr_db": val_psnr, "checkpoint": str(out), "rank": rank, "world_size": world,
-            "weights_sha": _weights_digest(model)}
+            "weights_sha": weights_digest(model)}
 
 
 def _float_start(model_name: str, init: str | None) -> Path:
@@ -369,17 +370,6 @@ def _plain_state_dict(model: torch.nn.Module, recipe: Recipe) -> dict[str, torch
     """The float state dict to store (for QAT: the fake-quant model's float weights + observers)."""
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
             if isinstance(v, torch.Tensor)}
-
-
-def _weights_digest(model: torch.nn.Module) -> str:
-    """sha256 over every parameter's bytes (used to check that DDP ranks agree)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, p in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(p.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def run_from_args(args: argparse.Namespace) -> int:

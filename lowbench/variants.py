@@ -21,8 +21,8 @@ from lowbench.checkpoint import (
     shipped_checkpoint_path,
     shipped_qat_checkpoint_path,
 )
+from lowbench.digest import sha256_file
 from lowbench.errors import CheckpointError, LowbenchError, VariantError
-from lowbench.fsutil import sha256_file
 from lowbench.models import build
 from lowbench.names import LEARNED_MODELS, LIBRAW_QUANTS, MODEL_NAMES, is_valid_combination
 

@@ -32,7 +32,8 @@ def ship(model_name: str) -> Path:
     :data:`lowbench.quant.SHIPPED_CALIBRATION_DIR`; return the written file."""
     from lowbench import quant
     from lowbench.checkpoint import load_into, shipped_checkpoint_path
-    from lowbench.fsutil import atomic_write_bytes, sha256_file
+    from lowbench.digest import sha256_file
+    from lowbench.fsutil import atomic_write_bytes
     from lowbench.models import build
 
     checkpoint = shipped_checkpoint_path(model_name)

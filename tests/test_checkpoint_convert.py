@@ -21,8 +21,8 @@ from torch import nn
 
 from lowbench.checkpoint import detect_architecture, load_checkpoint
 from lowbench.convert import convert_checkpoint
+from lowbench.digest import sha256_file
 from lowbench.errors import CheckpointError
-from lowbench.fsutil import sha256_file
 from lowbench.models import build, describe
 from lowbench.variants import QAT_FLOAT_NOTE, build_variant
 

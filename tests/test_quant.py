@@ -312,7 +312,7 @@ def _shipped_key(name: str) -> tuple[dict, object]:
     import copy
 
     from lowbench.checkpoint import load_into, shipped_checkpoint_path
-    from lowbench.fsutil import sha256_file
+    from lowbench.digest import sha256_file
 
     checkpoint = shipped_checkpoint_path(name)
     model = build(name)

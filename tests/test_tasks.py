@@ -12,8 +12,8 @@ import pytest
 from lowbench import raw as rawpipe
 from lowbench.data import sid as sidlists
 from lowbench.data import synth
+from lowbench.digest import sha256_file
 from lowbench.errors import DataError, LowbenchError
-from lowbench.fsutil import sha256_file
 from lowbench.tasks import (
     SID_LIST_DIR,
     SYNTH_TEST_DIR,
