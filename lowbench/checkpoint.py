@@ -25,14 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save as safetensors_save
 from torch import nn
 
 from lowbench import __version__
 from lowbench.errors import CheckpointError, VariantError
 from lowbench.fsutil import atomic_write_bytes
 from lowbench.models import LEARNED_MODELS, build, describe
+from lowbench.tensorfile import read_tensors, tensors_bytes
 
 FORMAT_VERSION = "1"
 #: Metadata keys every lowbench checkpoint carries (all values are strings in safetensors).
@@ -287,7 +286,7 @@ def save_checkpoint(
         tensors[key] = value.contiguous().clone()
     if check_architecture:
         _check_architecture(tensors, model_name, str(path), is_qat_checkpoint(metadata))
-    data = safetensors_save(tensors, metadata=_metadata_strings(model_name, metadata, half))
+    data = tensors_bytes(tensors, _metadata_strings(model_name, metadata, half))
     return atomic_write_bytes(path, data)
 
 
@@ -304,16 +303,7 @@ def _format_supported(version: str) -> bool:
 
 
 def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = dict(f.metadata() or {})
-            state_dict = {key: f.get_tensor(key) for key in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise CheckpointError(
-            f"{path}: not a readable safetensors file (truncated or corrupt: {_first_line(err)}); "
-            "re-download or re-train it"
-        ) from None
-    return state_dict, metadata
+    return read_tensors(path)
 
 
 def _load_seeindark_pth(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

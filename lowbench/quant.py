@@ -93,18 +93,16 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save as safetensors_save
 from torch import nn
 
 from lowbench.digest import json_digest, weights_digest
 from lowbench.errors import CheckpointError, DataError, LowbenchError, VariantError
-from lowbench.fsutil import atomic_write_bytes
 from lowbench.models import build
 from lowbench.models.unet import PaddedModel
 from lowbench.names import QUANT_NAMES as QUANT_NAMES  # re-exported
 from lowbench.paths import PACKAGE_DIR, cache_dir
 from lowbench.qparam_ties import tie_pool_qparams
+from lowbench.tensorfile import read_tensors, write_tensors
 from lowbench.weight_only import count_weight_only_int8, int8_transposed_weights
 
 QUANT_DESCRIPTIONS: dict[str, str] = {
@@ -590,13 +588,11 @@ def _read_observer_cache(path: Path, key: dict[str, Any]) -> tuple[dict, dict] |
     if not path.is_file():
         return None
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = dict(f.metadata() or {})
-            state = {k: f.get_tensor(k) for k in f.keys()}
+        state, meta = read_tensors(path)
         if json.loads(meta.get("key", "null")) != key:
             return None
         return state, json.loads(meta.get("calibration", "{}"))
-    except (SafetensorError, OSError, ValueError, RuntimeError):
+    except (CheckpointError, ValueError):
         return None  # unreadable or stale cache file: recalibrate and overwrite it
 
 
@@ -697,7 +693,7 @@ def build_static(
         state = {k: v.detach().cpu().clone() for k, v in prepared.state_dict().items()
                  if _is_observer_key(k)}
         meta = {"key": json.dumps(key, sort_keys=True), "calibration": json.dumps(calibration)}
-        atomic_write_bytes(path, safetensors_save(state, metadata=meta))
+        write_tensors(path, state, meta)
     cache_file = (shipped.relative_to(PACKAGE_DIR.parent).as_posix() if source == "shipped"
                   else str(path))
     calibration = {**calibration, "cached": source != "calibrated", "source": source,
@@ -742,13 +738,7 @@ def load_qat_checkpoint(path: str | Path, model_name: str) -> tuple[dict, dict[s
                               "`lowbench train --qat`); pass one of those")
     if not path.is_file():
         raise CheckpointError(f"QAT checkpoint not found: {path}; check the path")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = dict(f.metadata() or {})
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({err}); "
-                              "re-download or re-train it") from None
+    state, meta = read_tensors(path)
     declared = meta.get("model")
     if declared and declared != model_name:
         raise CheckpointError(f"{path}: checkpoint is for model '{declared}', not "

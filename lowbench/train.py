@@ -33,6 +33,7 @@ from tqdm import tqdm
 from lowbench.digest import weights_digest
 from lowbench.errors import LowbenchError
 from lowbench.fsutil import check_output_file
+from lowbench.tensorfile import read_tensors, write_tensors
 
 
 @dataclass(frozen=True)
@@ -124,24 +125,16 @@ def _state_path(out: Path) -> Path:
 
 def _save_optimizer(path: Path, opt: torch.optim.Optimizer, step: int) -> None:
     """Adam state as safetensors (never pickle): per-parameter exp_avg, exp_avg_sq, step."""
-    from safetensors.torch import save
-
-    from lowbench.fsutil import atomic_write_bytes
-
     tensors: dict[str, torch.Tensor] = {}
     for idx, st in opt.state_dict()["state"].items():
         for k, v in st.items():
             tensors[f"{idx}.{k}"] = torch.as_tensor(v).detach().clone().contiguous()
-    atomic_write_bytes(path, save(tensors, metadata={"step": str(step)}))
+    write_tensors(path, tensors, {"step": str(step)})
 
 
 def _load_optimizer(path: Path, opt: torch.optim.Optimizer) -> int:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    tensors = load_file(str(path))
-    with safe_open(str(path), "pt") as fh:
-        step = int(fh.metadata()["step"])
+    tensors, metadata = read_tensors(path)
+    step = int(metadata["step"])
     sd = opt.state_dict()
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, v in tensors.items():

@@ -7,9 +7,10 @@ import itertools
 import warnings
 
 import torch
-from safetensors.torch import save as safetensors_save
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from lowbench.tensorfile import tensors_bytes
 
 MIB = 2**20
 
@@ -81,7 +82,7 @@ def _state_dict_bytes(model: nn.Module) -> int:
         if value.is_quantized:
             value = value.int_repr()  # stored integers; scales/zero points are not counted
         tensors[name] = value.detach().to("cpu").contiguous().clone()
-    return len(safetensors_save(tensors))
+    return len(tensors_bytes(tensors))
 
 
 def serialized_size_bytes(
