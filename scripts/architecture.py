@@ -31,8 +31,8 @@ class Module:
     private_uses: list[str] = field(default_factory=list)
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts)
+def _module_name(path: Path, package_dir: Path) -> str:
+    parts = list(path.relative_to(package_dir.parent).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -55,7 +55,8 @@ def scan(package_dir: Path = PACKAGE_DIR) -> dict[str, Module]:
     modules: dict[str, Module] = {}
     for path in sorted(package_dir.rglob("*.py")):
         text = path.read_text(encoding="utf-8")
-        modules[_module_name(path)] = Module(_module_name(path), path, len(text.splitlines()))
+        name = _module_name(path, package_dir)
+        modules[name] = Module(name, path, len(text.splitlines()))
     for mod in modules.values():
         tree = ast.parse(mod.path.read_text(encoding="utf-8"))
         top_level = set(map(id, tree.body))
