@@ -161,5 +161,61 @@ def report(package_dir: Path = PACKAGE_DIR) -> dict:
     }
 
 
+
+
+def unresolved_imports(roots: list[Path], package_dir: Path = PACKAGE_DIR) -> list[str]:
+    """``file:line: from lowbench.x import y`` statements (in every .py file under ``roots``,
+    functions included) whose module does not exist or does not define, import or contain
+    ``y``: the imports a move left pointing at the old place."""
+    modules = scan(package_dir)
+    defined: dict[str, set[str]] = {}
+    for name, mod in modules.items():
+        tree = ast.parse(mod.path.read_text(encoding="utf-8"))
+        names = set()
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                    names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).split(".")[0] for a in node.names)
+            elif isinstance(node, (ast.If, ast.Try)):
+                for sub in ast.walk(node):
+                    if isinstance(sub, (ast.Import, ast.ImportFrom)):
+                        names.update((a.asname or a.name).split(".")[0] for a in sub.names)
+                    elif isinstance(sub, (ast.FunctionDef, ast.ClassDef)):
+                        names.add(sub.name)
+                    elif isinstance(sub, ast.Assign):
+                        names.update(n.id for t in sub.targets for n in ast.walk(t)
+                                     if isinstance(n, ast.Name))
+        if any(isinstance(n, ast.FunctionDef) and n.name == "__getattr__" for n in tree.body):
+            names.add("*")
+        defined[name] = names
+    problems = []
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if not (isinstance(node, ast.ImportFrom) and not node.level and node.module
+                        and node.module.split(".")[0] == package_dir.name):
+                    continue
+                if node.module not in defined:
+                    problems.append(f"{path}:{node.lineno}: no module {node.module}")
+                    continue
+                for alias in node.names:
+                    ok = (alias.name in defined[node.module] or "*" in defined[node.module]
+                          or f"{node.module}.{alias.name}" in modules or alias.name == "*")
+                    if not ok:
+                        problems.append(f"{path}:{node.lineno}: {node.module} has no "
+                                        f"{alias.name}")
+    return problems
+
+
 if __name__ == "__main__":
-    print(json.dumps(report(), indent=1))
+    facts = report()
+    root = PACKAGE_DIR.parent
+    facts["unresolved_imports"] = unresolved_imports(
+        [p for p in (root / "lowbench", root / "tests", root / "scripts", root / "benchmarks")
+         if p.is_dir()])
+    print(json.dumps(facts, indent=1))
