@@ -39,3 +39,9 @@ def weights_digest(state_dict: Any) -> str:
 def json_digest(obj: Any, length: int = 64) -> str:
     """The first ``length`` hex digits of the sha256 of ``obj`` as canonical JSON (sorted keys)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:length]
+
+
+def bytes_digest(data: bytes, length: int = 64, algorithm: str = "sha256") -> str:
+    """The first ``length`` hex digits of ``data``'s digest (``algorithm``: a hashlib name;
+    sha1 only where an existing published name was built with it)."""
+    return hashlib.new(algorithm, data).hexdigest()[:length]
