@@ -9,8 +9,9 @@ from tqdm import tqdm
 from lowbench.data.sid import ListedPair
 from lowbench.errors import DataError
 from lowbench.fsutil import check_output_folder
+from lowbench.pairs import load_truth
 from lowbench.paths import cache_dir
-from lowbench.tasks import Task, get_task, load_truth
+from lowbench.tasks import Task, get_task
 
 
 def prepare(task_name: str, data_root: str | None) -> int:
@@ -51,7 +52,7 @@ def verify(task_name: str, data_root: str | None) -> int:
         if len(missing) > 20:
             print(f"  ... and {len(missing) - 20} more missing files")
         raise DataError(f"verify {task.name}: {len(problems)} problem(s) among {n_files} files "
-                        f"in {root}; " + task._problem_summary(root, problems))
+                        f"in {root}; " + task.problem_summary(root, problems))
     checked = "decoded and checked" + (" against the task's raw checks" if task.checks else "")
     later = (f"; {not_generated} more scenes are generated when first used (`lowbench data "
              f"prepare {task.name}` generates them all)" if not_generated else "")

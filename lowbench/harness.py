@@ -35,17 +35,10 @@ from lowbench import raw as rawpipe
 from lowbench.errors import LowbenchError
 from lowbench.measure.latency import StageTimer, measure_latency, set_threads
 from lowbench.metrics import psnr, ssim
+from lowbench.pairs import Pair, check_pair, crop_box, load_truth, packed_input
 from lowbench.provenance import checkpoint_identity, portable_calibration, portable_command
 from lowbench.record import SCHEMA_VERSION
-from lowbench.tasks import (
-    Pair,
-    Task,
-    check_pair,
-    crop_box,
-    get_task,
-    load_truth,
-    packed_input,
-)
+from lowbench.tasks import Task, get_task
 from lowbench.variants import Variant, build_variant, check_combination
 
 #: Stages of one end-to-end image, in order (mean ms of each is reported).

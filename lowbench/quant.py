@@ -521,7 +521,8 @@ def calibration_crops(
     scene), ``settings.crops`` crops spread evenly, crop side ``min(crop_packed, image side)``
     rounded down to a multiple of 16. Returns the crops and the pair ids used.
     """
-    from lowbench.tasks import get_task, load_input
+    from lowbench.pairs import load_input
+    from lowbench.tasks import get_task
 
     cal_name = calibration_task_name(task)
     cal = get_task(cal_name)

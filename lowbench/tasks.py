@@ -1,107 +1,37 @@
-"""Tasks: the standard ones of ``data_manifest.yaml`` and user task files; Pair, data roots,
-verification, loading.
+"""Tasks: the standard ones of ``data_manifest.yaml`` and user task files; data roots,
+verification, the pairs a task yields.
 
-A :class:`Task` yields :class:`Pair` objects (short exposure, long exposure, ratio, crop); the
-input of a pair is ``clip(pack(raw) x ratio, 0, 1)`` and its ground truth is the LibRaw
-development of the long exposure (``lowbench.raw``), both cropped by the task's crop rule.
-A user task file is a YAML file of pairs (see docs/tasks.md and :func:`load_task_file`).
+A :class:`Task` yields :class:`lowbench.pairs.Pair` objects (short exposure, long exposure,
+ratio, crop); how a pair loads (input and ground truth) is ``lowbench.pairs``. A user task file
+is a YAML file of pairs (see docs/tasks.md, :func:`load_task_file` and ``lowbench.task_files``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from lowbench import raw as rawpipe
 from lowbench.data import sid as sidlists
 from lowbench.digest import sha256_file
 from lowbench.errors import DataError, LowbenchError
+from lowbench.pairs import Pair, RawChecks, frame_mismatch
 from lowbench.paths import PACKAGE_DIR, cache_dir, git_checkout_root, manifest_path
+from lowbench.task_files import is_task_file, read_task_file
 
 SID_PUBLISHED = "github.com/cchen156/Learning-to-See-in-the-Dark"
 SYNTH_TEST_DIR = PACKAGE_DIR / "data" / "synth_test"
 SID_LIST_DIR = PACKAGE_DIR / "data" / "sid_lists"
-TASK_FILE_SUFFIXES = (".yaml", ".yml")
-_TASK_FILE_KEYS = ("name", "description", "pairs", "crop", "calibration_task")
-_PAIR_KEYS = ("short", "long", "ratio")
-_TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-@dataclass(frozen=True)
-class RawChecks:
-    """What every raw file of a task must be (None = not checked): camera ("Make Model", as the
-    TIFF Make/Model tags say, case-insensitive), frame (rows, columns of the visible raw
-    mosaic), black level (DN, every channel), the file's white level at most ``max_white_level``
-    (DN)."""
-
-    camera: str | None = None
-    frame: tuple[int, int] | None = None
-    black_level: int | None = None
-    max_white_level: int | None = None
-
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any] | None) -> RawChecks | None:
-        """The ``raw_checks:`` mapping of a manifest task (None when it has none)."""
-        if not spec:
-            return None
-        frame = spec.get("frame")
-        return cls(camera=spec.get("camera"),
-                   frame=(int(frame[0]), int(frame[1])) if frame else None,
-                   black_level=spec.get("black_level"),
-                   max_white_level=spec.get("max_white_level"))
-
-    def problems(self, path: Path, raw: Any) -> list[str]:
-        """Why the opened raw ``raw`` of ``path`` is not what the task expects (empty = fine)."""
-        out = []
-        if self.camera is not None:
-            info = rawpipe.tiff_info(path)
-            camera = info.camera if info is not None else None
-            if camera is None or camera.lower() != self.camera.lower():
-                out.append(f"camera {camera or 'unknown'}, expected {self.camera}")
-        height, width = int(raw.sizes.height), int(raw.sizes.width)
-        if self.frame is not None and (height, width) != self.frame:
-            out.append(f"frame {height} x {width}, expected {self.frame[0]} x {self.frame[1]}")
-        blacks = sorted({int(b) for b in raw.black_level_per_channel})
-        if self.black_level is not None and blacks != [self.black_level]:
-            out.append(f"black level {'/'.join(map(str, blacks))} DN, expected "
-                       f"{self.black_level}")
-        if self.max_white_level is not None and int(raw.white_level) > self.max_white_level:
-            out.append(f"white level {int(raw.white_level)} DN, expected at most "
-                       f"{self.max_white_level}")
-        return out
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One evaluation/training sample: absolute paths, SID ratio, optional centred raw crop."""
-
-    pair_id: str
-    short: Path
-    long: Path
-    ratio: float
-    scene_id: int
-    crop: int | None = None
-    #: DN that normalises the packed input; None: the file's own white level (rawpy)
-    white_level: int | None = None
-    checks: RawChecks | None = None
-
-    @property
-    def ratio_label(self) -> str:
-        """'x100', 'x250', 'x300' (the ratio rounded to an integer)."""
-        return f"x{round(self.ratio)}"
 
 
 @dataclass(frozen=True)
 class Task:
-    """A standard task as declared in the manifest."""
+    """A task: a standard one as declared in the manifest, or a user task file (kind "user")."""
 
     name: str
     version: int
@@ -215,7 +145,7 @@ class Task:
         if check:
             problems = self.check_files(root, listed)
             if problems:
-                raise DataError(self._problem_summary(root, problems, listed))
+                raise DataError(self.problem_summary(root, problems, listed))
         ids = [Path(p.short).stem for p in listed]
         if len(set(ids)) < len(ids):  # user files may repeat a name in two folders
             ids = [str(Path(p.short).with_suffix("")).replace("/", "_") for p in listed]
@@ -278,15 +208,15 @@ class Task:
             problems += [f"unexpected: {path}: {why}" for why in reasons]
         for p in listed:
             if p.short in sizes and p.long in sizes and sizes[p.short] != sizes[p.long]:
-                why = _frame_mismatch(root / p.short, sizes[p.short], root / p.long,
+                why = frame_mismatch(root / p.short, sizes[p.short], root / p.long,
                                       sizes[p.long])
                 problems.append(f"frame mismatch: {why}")
         return problems
 
-    def _problem_summary(self, root: Path, problems: list[str],
-                         listed: list[sidlists.ListedPair] | None = None) -> str:
-        """One line for the problems of ``listed`` (default: all pairs), counted among the
-        files of those pairs."""
+    def problem_summary(self, root: Path, problems: list[str],
+                        listed: list[sidlists.ListedPair] | None = None) -> str:
+        """One line for ``problems`` (from :meth:`check_files` under ``root``) of ``listed``
+        (default: all pairs), counted among the files of those pairs, with how to fix them."""
         listed = self.listed() if listed is None else listed
         missing = [p for p in problems if p.startswith("missing")]
         bad = [p for p in problems if p.startswith("checksum")]
@@ -384,11 +314,6 @@ def all_tasks() -> list[Task]:
     return [_task_from_spec(s) for s in load_manifest()["tasks"]]
 
 
-def is_task_file(value: str | Path) -> bool:
-    """Whether a ``--task`` value names a task file (a .yaml/.yml path) rather than a task."""
-    return Path(value).suffix.lower() in TASK_FILE_SUFFIXES
-
-
 def get_task(name: str | Path) -> Task:
     """The standard task called ``name``, or the task of the YAML file ``name``
     (:func:`load_task_file`); else a :class:`LowbenchError` listing the valid names."""
@@ -402,174 +327,17 @@ def get_task(name: str | Path) -> Task:
 
 
 def load_task_file(path: str | Path) -> Task:
-    """The :class:`Task` of a user task file (YAML), validated with one-line errors.
-
-    Form (paths relative to the file; ``ratio`` = long / short exposure, > 0)::
-
-        name: my-camera
-        pairs:
-          - {short: short/a.dng, long: long/a.dng, ratio: 100}
-        crop: 512                    # optional: centred raw crop, even pixels
-        calibration_task: synth-train  # optional: what calibrates static int8 (a task name
-                                       # or another task file)
+    """The :class:`Task` of a user task file (YAML; form and validation:
+    :func:`lowbench.task_files.read_task_file`), a :class:`LowbenchError` naming what to fix.
 
     The task's ``manifest_sha256`` is a digest of the file's bytes, so two different files
     named alike never share a leaderboard row.
     """
-    written = Path(path)
-    file = written.expanduser().resolve()
-    if not file.is_file():
-        raise LowbenchError(f"task file {written} not found (resolved: {file}); pass the path "
-                            "of a YAML task file (see docs/tasks.md)")
-    data = file.read_bytes()
-    try:
-        spec = yaml.safe_load(data.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as err:
-        where = getattr(err, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise LowbenchError(f"task file {written} is not valid YAML{line}; expected `name:` and "
-                            "`pairs:` (see docs/tasks.md)") from None
-    if not isinstance(spec, dict):
-        raise LowbenchError(f"task file {written} must be a mapping with `name:` and `pairs:` "
-                            "(see docs/tasks.md)")
-    unknown = sorted(set(map(str, spec)) - set(_TASK_FILE_KEYS))
-    if unknown:
-        raise LowbenchError(f"task file {written}: unknown key {unknown[0]!r}; allowed keys: "
-                            f"{', '.join(_TASK_FILE_KEYS)}")
-    for key in ("name", "pairs"):
-        if key not in spec:
-            raise LowbenchError(f"task file {written}: missing key `{key}:` (see docs/tasks.md)")
-    name = spec["name"]
-    if (not isinstance(name, str) or not _TASK_NAME.fullmatch(name)
-            or name in {t.name for t in all_tasks()}):
-        raise LowbenchError(f"task file {written}: `name:` must be letters, digits, '.', '_' or "
-                            f"'-' (it names result files) and not a standard task's name, got "
-                            f"{name!r}")
-    if not isinstance(spec["pairs"], list) or not spec["pairs"]:
-        raise LowbenchError(f"task file {written}: `pairs:` must be a non-empty list of "
-                            "{short: FILE, long: FILE, ratio: NUMBER}")
-    pairs = tuple(_user_pair(written, i, item) for i, item in enumerate(spec["pairs"], start=1))
-    crop = spec.get("crop")
-    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 2
-                             or crop % 2):
-        raise LowbenchError(f"task file {written}: `crop:` must be an even number of raw "
-                            f"pixels (or absent for full frames), got {crop!r}")
-    calibration = spec.get("calibration_task")
-    if calibration is not None:
-        calibration = _calibration_ref(written, file, calibration)
-    digest = hashlib.sha256(data).hexdigest()
-    description = str(spec.get("description") or f"user task file {file.name}")
+    file = read_task_file(path, [t.name for t in all_tasks()])
     return Task(
-        name=name, version=1, description=description, split="test", kind="user",
-        expected_pairs=len(pairs), crop=crop, exclusions=(), bursts=None, list_file=None,
-        calibration_task=calibration, sha256={}, spec={"kind": "user", "name": name,
-                                                       "task_file_sha256": digest},
-        task_file=file, user_pairs=pairs,
+        name=file.name, version=1, description=file.description, split="test", kind="user",
+        expected_pairs=len(file.pairs), crop=file.crop, exclusions=(), bursts=None,
+        list_file=None, calibration_task=file.calibration_task, sha256={},
+        spec={"kind": "user", "name": file.name, "task_file_sha256": file.sha256},
+        task_file=file.path, user_pairs=file.pairs,
     )
-
-
-def _user_pair(written: Path, index: int, item: Any) -> tuple[str, str, float]:
-    where = f"task file {written}, pair {index}"
-    if not isinstance(item, dict):
-        raise LowbenchError(f"{where}: expected {{short: FILE, long: FILE, ratio: NUMBER}}, "
-                            f"got {item!r}")
-    for key in _PAIR_KEYS:
-        if key not in item:
-            raise LowbenchError(f"{where}: missing key `{key}:`")
-    extra = sorted(set(map(str, item)) - set(_PAIR_KEYS))
-    if extra:
-        raise LowbenchError(f"{where}: unknown key {extra[0]!r}; a pair has short, long, ratio")
-    for key in ("short", "long"):
-        if not isinstance(item[key], str) or not item[key].strip():
-            raise LowbenchError(f"{where}: `{key}:` must be a file path, got {item[key]!r}")
-    ratio = item["ratio"]
-    if (isinstance(ratio, bool) or not isinstance(ratio, int | float) or not math.isfinite(ratio)
-            or ratio <= 0):
-        raise LowbenchError(f"{where}: `ratio:` must be a number > 0 (long exposure / short "
-                            f"exposure, e.g. 100), got {ratio!r}")
-    return item["short"], item["long"], float(ratio)
-
-
-def _calibration_ref(written: Path, file: Path, value: Any) -> str:
-    """A task file's ``calibration_task``: a standard task name, or a task file (made absolute,
-    relative to ``file``)."""
-    if not isinstance(value, str) or not value.strip():
-        raise LowbenchError(f"task file {written}: `calibration_task:` must be a task name or "
-                            f"a task file, got {value!r}")
-    if value in {t.name for t in all_tasks()}:
-        return value
-    if is_task_file(value):
-        target = (file.parent / value).resolve()
-        if not target.is_file():
-            raise LowbenchError(f"task file {written}: calibration_task file {value} not found "
-                                f"(resolved: {target})")
-        return str(target)
-    raise LowbenchError(f"task file {written}: calibration_task {value!r} is neither a task "
-                        f"({', '.join(t.name for t in all_tasks())}) nor a .yaml task file")
-
-
-# -- loading a pair ------------------------------------------------------------------------
-def crop_box(height: int, width: int, size: int | None) -> tuple[int, int, int, int]:
-    """Centred, Bayer-aligned (even offsets) crop of a raw frame: (y0, x0, h, w) in raw pixels."""
-    if size is None:
-        return 0, 0, height - height % 2, width - width % 2
-    if size % 2 or size > min(height, width):
-        raise DataError(f"crop {size} does not fit a {height} x {width} raw frame")
-    y0 = ((height - size) // 2) & ~1
-    x0 = ((width - size) // 2) & ~1
-    return y0, x0, size, size
-
-
-def packed_input(raw: Any, pair: Pair) -> np.ndarray:
-    """The network input of ``pair`` from its opened short-exposure raw: float32 (4, h, w)."""
-    mosaic = raw.raw_image_visible
-    try:
-        y0, x0, h, w = crop_box(*mosaic.shape, pair.crop)
-    except DataError as err:
-        raise DataError(f"{pair.short}: {err}") from None
-    phase = rawpipe.bayer_phase(raw)
-    blacks, scales = rawpipe.channel_scales(raw, phase, pair.white_level)
-    packed = rawpipe.pack_mosaic(mosaic[y0:y0 + h, x0:x0 + w], phase, blacks, scales)
-    return rawpipe.amplify(packed, pair.ratio)
-
-
-def load_input(pair: Pair) -> np.ndarray:
-    """Read, pack, amplify and crop the short exposure of ``pair``: float32 (4, h, w)."""
-    with rawpipe.read(pair.short) as raw:
-        return packed_input(raw, pair)
-
-
-def _frame_mismatch(short: Path, short_hw: tuple[int, int], long: Path,
-                    long_hw: tuple[int, int]) -> str:
-    return (f"short exposure {short} is {short_hw[0]} x {short_hw[1]} pixels but long exposure "
-            f"{long} is {long_hw[0]} x {long_hw[1]} (raw rows x columns); the two exposures of "
-            "a pair must be frames of the same size")
-
-
-def check_pair(pair: Pair) -> None:
-    """:class:`DataError` naming the file unless both raws of ``pair`` open, are complete Bayer
-    raws of one frame size and pass the task's raw checks (headers only: milliseconds)."""
-    sizes = []
-    for path in (pair.short, pair.long):
-        with rawpipe.open_header(path) as raw:
-            sizes.append((int(raw.sizes.height), int(raw.sizes.width)))
-            problems = pair.checks.problems(path, raw) if pair.checks is not None else []
-        if problems:
-            raise DataError(_unexpected_file(path, problems))
-    if sizes[0] != sizes[1]:
-        raise DataError(_frame_mismatch(pair.short, sizes[0], pair.long, sizes[1]))
-
-
-def _unexpected_file(path: Path, problems: list[str]) -> str:
-    """The one line for a raw file that fails its task's raw checks."""
-    return (f"{path} is not what its task expects: {'; '.join(problems)}; point --data-root at "
-            "the task's data (`lowbench data verify TASK` lists every such file)")
-
-
-def load_truth(pair: Pair, cache: Path | None = None) -> np.ndarray:
-    """Ground truth of ``pair`` (cached LibRaw development in sensor orientation, cropped):
-    float32 (2h, 2w, 3). Checks the pair first (:func:`check_pair`)."""
-    check_pair(pair)
-    gt = rawpipe.develop(pair.long, cache_dir() if cache is None else cache)
-    y0, x0, h, w = crop_box(gt.shape[0], gt.shape[1], pair.crop)
-    return gt[y0:y0 + h, x0:x0 + w]

@@ -77,7 +77,7 @@ class PairBank:
     @classmethod
     def load(cls, pairs: list[Any], desc: str, progress: bool) -> PairBank:
         """Read, pack, amplify every pair; develop (cached) each ground truth once."""
-        from lowbench.tasks import load_input, load_truth
+        from lowbench.pairs import load_input, load_truth
 
         inputs, truth_index, scene_ids = [], [], []
         truths: list[np.ndarray] = []

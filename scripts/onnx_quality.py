@@ -26,7 +26,7 @@ from lowbench.export import OnnxRuntimeModule, export_variant
 from lowbench.harness import EvalConfig, Session
 from lowbench.metrics import mean_psnr
 from lowbench.names import LEARNED_MODELS
-from lowbench.tasks import load_truth
+from lowbench.pairs import load_truth
 
 
 def rows(model: str, quants: list[str], task: str, limit: int | None) -> list[list[object]]:

@@ -201,7 +201,8 @@ def test_qat_checkpoint_runs_as_fp32_through_the_cli(tmp_path: Path) -> None:
 
 def real_input() -> torch.Tensor:
     """A 1x4x24x40 packed crop of the first synth test pair (real data, odd size)."""
-    from lowbench.tasks import get_task, load_input
+    from lowbench.pairs import load_input
+    from lowbench.tasks import get_task
 
     image = torch.from_numpy(load_input(get_task("synth").pairs()[0]))
     return image[None, :, 100:124, 60:100].contiguous()

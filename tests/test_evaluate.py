@@ -18,8 +18,9 @@ from lowbench import raw as rawpipe
 from lowbench.checkpoint import save_checkpoint
 from lowbench.metrics import psnr, ssim
 from lowbench.models import build
+from lowbench.pairs import load_truth
 from lowbench.record import read_record, record_paths
-from lowbench.tasks import get_task, load_truth
+from lowbench.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]
 REPLAY = REPO / "tests" / "fixtures" / "tegrastats_replay.py"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import numpy as np
@@ -30,31 +31,42 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return fake
 
 
+#: Timed durations (ms) in run order: skewed, so that the median (2), mean (12.4), p90 (17.2) and
+#: p99 (91.72) all differ and a swap of any two, a warmup run counted, a "lower"/"nearest"
+#: percentile or a population standard deviation gives a wrong value. Hand-computed from the
+#: sorted samples 1 1 1 1 2 2 3 5 8 100 (numpy "linear" = position (n - 1) q):
+#: p50 at 4.5 -> 2 + 0.5 (2 - 2); p90 at 8.1 -> 8 + 0.1 (100 - 8); p99 at 8.91 -> 8 + 0.91 x 92.
+SKEWED_MS = [5, 1, 100, 2, 1, 8, 3, 1, 2, 1]
+SKEWED_STATS = {"median_ms": 2.0, "mean_ms": 12.4, "p90_ms": 17.2, "p99_ms": 91.72,
+                "min_ms": 1.0, "max_ms": 100.0,
+                # sum of squared deviations from 12.4 is 8572.4, over n - 1 = 9
+                "std_ms": (8572.4 / 9) ** 0.5}
+
+
 def test_stats_exact_on_known_durations(clock: FakeClock) -> None:
-    durations = [(i % 20 + 1) * MS for i in range(40)]  # 1..20 ms, twice
+    warmup_ms = [1000, 1000]  # far outside the timed samples: counting one would show
+    durations = [t * MS for t in warmup_ms + SKEWED_MS]
     calls = {"fn": 0, "sync": 0}
 
     def fn() -> None:
-        clock.now += durations[calls["fn"] % len(durations)]
+        clock.now += durations[calls["fn"]]
         calls["fn"] += 1
 
     def sync() -> None:
         calls["sync"] += 1
 
-    # warmup consumes durations[0:2]; timed runs see durations[2:42 mod 40]
-    res = measure_latency(fn, warmup=2, min_runs=40, budget_s=0.0, max_runs=40, sync=sync)
-    timed = [durations[(i + 2) % 40] / MS for i in range(40)]
-    assert res["n"] == 40
+    res = measure_latency(fn, warmup=2, min_runs=10, budget_s=0.0, max_runs=10, sync=sync)
+    assert res["n"] == 10
     assert res["warmup"] == 2
-    assert calls == {"fn": 42, "sync": 42}  # once per warmup run + once per timed run
-    assert res["median_ms"] == pytest.approx(np.percentile(timed, 50))
-    assert res["median_ms"] == pytest.approx(10.5)
-    assert res["p90_ms"] == pytest.approx(np.percentile(timed, 90, method="linear"))
-    assert res["p99_ms"] == pytest.approx(np.percentile(timed, 99, method="linear"))
-    assert res["mean_ms"] == pytest.approx(10.5)
-    assert res["std_ms"] == pytest.approx(np.std(timed, ddof=1))
-    assert res["min_ms"] == pytest.approx(1.0)
-    assert res["max_ms"] == pytest.approx(20.0)
+    assert calls == {"fn": 12, "sync": 12}  # once per warmup run + once per timed run
+    for key, want in SKEWED_STATS.items():
+        assert res[key] == pytest.approx(want, rel=1e-12), key
+    # the same figures from independent references
+    assert res["std_ms"] == pytest.approx(statistics.stdev(SKEWED_MS), rel=1e-12)
+    assert res["median_ms"] == pytest.approx(statistics.median(SKEWED_MS), rel=1e-12)
+    assert res["mean_ms"] == pytest.approx(statistics.fmean(SKEWED_MS), rel=1e-12)
+    assert res["p90_ms"] == pytest.approx(np.percentile(SKEWED_MS, 90, method="linear"))
+    assert res["p99_ms"] == pytest.approx(np.percentile(SKEWED_MS, 99, method="linear"))
     assert "sync" in res["clock"] and "perf_counter_ns" in res["clock"]
 
 
@@ -122,9 +134,17 @@ def test_bad_arguments(kwargs: dict) -> None:
 
 
 def test_summarize_ns() -> None:
-    s = summarize_ns([1 * MS, 2 * MS, 3 * MS, 4 * MS])
-    assert s["median_ms"] == pytest.approx(2.5)
-    assert s["n"] == 4
+    s = summarize_ns([t * MS for t in SKEWED_MS])
+    assert {k: s[k] for k in SKEWED_STATS} == pytest.approx(SKEWED_STATS, rel=1e-12)
+    assert s["n"] == 10
+    # unsorted 1 2 4 10 3 ms: median 3, mean 4, p90 at 3.6 -> 4 + 0.6 x 6, p99 at 3.96;
+    # squared deviations from 4: 9 4 0 36 1 -> 50, over n - 1 = 4
+    s = summarize_ns([1 * MS, 2 * MS, 4 * MS, 10 * MS, 3 * MS])
+    assert s == pytest.approx({"median_ms": 3.0, "mean_ms": 4.0, "p90_ms": 7.6, "p99_ms": 9.76,
+                               "std_ms": 12.5 ** 0.5, "min_ms": 1.0, "max_ms": 10.0, "n": 5},
+                              rel=1e-12)
+    one = summarize_ns([7 * MS])
+    assert (one["median_ms"], one["std_ms"], one["n"]) == (7.0, 0.0, 1)
     with pytest.raises(ValueError):
         summarize_ns([])
 
@@ -135,14 +155,14 @@ def test_stage_timer(clock: FakeClock) -> None:
         with timer.stage("decode"):
             clock.now += 4 * MS
         with timer.stage("forward"):
-            clock.now += (10 + 2 * i) * MS
+            clock.now += (30 if i == 3 else 10) * MS  # mean 15 ms, median 10 ms
     with pytest.raises(RuntimeError), timer.stage("postprocess"):
         raise RuntimeError("boom")
     s = timer.summary()
     assert list(s["stages_ms"]) == ["decode", "forward"]
     assert s["stages_ms"]["decode"] == pytest.approx(4.0)
-    assert s["stages_ms"]["forward"] == pytest.approx(13.0)
-    assert s["total_ms"] == pytest.approx(17.0)
+    assert s["stages_ms"]["forward"] == pytest.approx(15.0)  # the mean, not the median
+    assert s["total_ms"] == pytest.approx(19.0)
     assert s["counts"] == {"decode": 4, "forward": 4}
     timer.reset()
     assert timer.summary() == {"stages_ms": {}, "counts": {}, "total_ms": 0.0}

@@ -200,7 +200,8 @@ def test_train_out_readonly_or_through_a_file(readonly_dir: Path, a_file: Path) 
 
 
 def test_train_disk_full_keeps_the_old_checkpoint(tmp_path: Path) -> None:
-    from lowbench.tasks import get_task, load_truth
+    from lowbench.pairs import load_truth
+    from lowbench.tasks import get_task
 
     for pair in get_task("synth-train").pairs(None, limit=6):  # the 2 scenes of TINY_TRAIN:
         load_truth(pair)  # their DNGs and cached truths are written before the limit applies

@@ -33,7 +33,8 @@ def psnr_db(pred: torch.Tensor, ref: torch.Tensor) -> float:
 
 def sample_input() -> torch.Tensor:
     """A 1x4x24x40 packed crop of a real synth test pair (odd size: exercises the padding)."""
-    from lowbench.tasks import get_task, load_input
+    from lowbench.pairs import load_input
+    from lowbench.tasks import get_task
 
     image = torch.from_numpy(load_input(get_task("synth").pairs()[0]))
     return image[None, :, 100:124, 60:100].contiguous()

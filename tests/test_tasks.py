@@ -14,16 +14,8 @@ from lowbench.data import sid as sidlists
 from lowbench.data import synth
 from lowbench.digest import sha256_file
 from lowbench.errors import DataError, LowbenchError
-from lowbench.tasks import (
-    SID_LIST_DIR,
-    SYNTH_TEST_DIR,
-    all_tasks,
-    crop_box,
-    get_task,
-    load_input,
-    load_manifest,
-    load_truth,
-)
+from lowbench.pairs import crop_box, load_input, load_truth
+from lowbench.tasks import SID_LIST_DIR, SYNTH_TEST_DIR, all_tasks, get_task, load_manifest
 
 SHARED_SID = Path(__file__).resolve().parents[2] / "shared" / "data" / "sid"
 

@@ -17,7 +17,8 @@ from lowbench import raw as rawpipe
 from lowbench.data import synth
 from lowbench.data.dng import write_dng
 from lowbench.errors import DataError, LowbenchError
-from lowbench.tasks import Pair, get_task, load_input, load_truth
+from lowbench.pairs import Pair, load_input, load_truth
+from lowbench.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]
 #: a small non-square frame (raw pixels), so a 90-degree turn changes its shape
@@ -291,7 +292,7 @@ def sony_root(tmp_path_factory, scene_dn) -> tuple[Path, dict[str, str], list[in
 
 
 def test_sid_task_refuses_a_file_of_another_camera_when_loading(tmp_path, sony_root):
-    from lowbench.tasks import check_pair
+    from lowbench.pairs import check_pair
 
     root, _, indices = sony_root
     pairs = get_task("sid-sony-test").pairs(root, indices=indices[:2], check=False)
