@@ -2,7 +2,7 @@
 
 import sys
 
-from lowbench.cli import main
+from lowbench.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

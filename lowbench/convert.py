@@ -10,7 +10,6 @@ checked against the lowbench model before the ``.safetensors`` file is written a
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,12 +151,3 @@ def convert_checkpoint(
     }
     save_checkpoint(out, target, state_dict, metadata)
     return Conversion(out, target, architecture, params, digest)
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    """`lowbench checkpoint convert FILE --out FILE.safetensors [--model M]`: print one line."""
-    done = convert_checkpoint(args.file, args.out, args.model)
-    print(f"wrote {done.out} (lowbench '{done.model}' from {done.source_architecture}, "
-          f"{done.params:,} parameters, source sha256 {done.source_sha256[:12]}); evaluate it "
-          f"with: lowbench evaluate --model {done.model} --checkpoint {done.out}")
-    return 0

@@ -52,7 +52,9 @@ def commit_position(rev: str) -> int | None:
     return int(out) if out and out.isdigit() else None
 
 
-def _meminfo_mib() -> dict[str, float]:
+def meminfo_mib() -> dict[str, float]:
+    """``MemTotal`` and ``SwapTotal`` from /proc/meminfo in MiB (1 decimal); empty where there
+    is no /proc/meminfo (not Linux)."""
     out: dict[str, float] = {}
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -96,7 +98,7 @@ def machine_info() -> dict[str, Any]:
     """CPU, cores, RAM, swap, OS, accelerator and Jetson details of this machine."""
     import torch
 
-    mem = _meminfo_mib()
+    mem = meminfo_mib()
     accel = None
     if torch.cuda.is_available():
         accel = torch.cuda.get_device_name(0)

@@ -18,7 +18,6 @@ written with :func:`lowbench.fsutil.atomic_write_bytes`: its bytes are a propert
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import warnings
@@ -29,10 +28,10 @@ import torch
 from torch import nn
 
 from lowbench.errors import LowbenchError, VariantError
-from lowbench.fsutil import atomic_path, atomic_write_bytes, check_output_file
+from lowbench.fsutil import atomic_path, atomic_write_bytes
 from lowbench.models.unet import PaddedModel, pad_to_multiple
 from lowbench.quant import HalfPrecision, quiet_ao
-from lowbench.variants import Variant, build_variant
+from lowbench.variants import Variant
 
 FORMATS: tuple[str, ...] = ("torchscript", "onnx")
 ONNX_OPSET = 17
@@ -190,34 +189,3 @@ def max_abs_diff(variant: Variant, path: str | Path, fmt: str, size: int = 256) 
     with torch.inference_mode():
         ref = variant.module(x).float().cpu()
     return float((reload_outputs(path, fmt, x) - ref).abs().max())
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    """`lowbench export`: build the variant, write the file, print path, size (MiB) and the
-    check."""
-    from lowbench.progress import Progress
-    from lowbench.units import SIZE_UNIT, format_mib
-
-    if args.format not in FORMATS:
-        raise LowbenchError(f"unknown --format {args.format!r}; choose one of: "
-                            f"{', '.join(FORMATS)}")
-    check_output_file(args.out)
-    if args.format == "onnx":
-        require_onnx()  # before the variant is built (int8 calibration takes a while)
-    with Progress(f"export {args.model}/{args.quant}") as reporter:  # stderr, TTY or not
-        reporter.stage("building and calibrating the variant" if args.quant == "static"
-                       else "building the variant")
-        variant = build_variant(args.model, args.quant, checkpoint=args.checkpoint,
-                                task=args.task, data_root=args.data_root, device="cpu")
-        if variant.info.get("status") == "unsupported":
-            raise VariantError(f"{args.model} x {args.quant} is unsupported here: "
-                               f"{variant.info.get('reason')}")
-        reporter.stage(f"exporting to {args.format}")
-        path = export_variant(variant, args.format, Path(args.out), size=args.size)
-        reporter.stage(f"checking: reloading {path.name} against the in-process model")
-        diff = max_abs_diff(variant, path, args.format, size=args.size)
-    size = f"{format_mib(path.stat().st_size)} {SIZE_UNIT}"
-    print(f"wrote {path} ({size}, {args.format}, {args.model} x {args.quant}, "
-          f"traced at 1x4x{args.size}x{args.size}); reloaded vs in-process max |diff| = "
-          f"{diff:.3g}")
-    return 0

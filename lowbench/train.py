@@ -15,10 +15,8 @@ trains on its own shard of the scenes (scene index mod N), gradients are average
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +30,6 @@ from tqdm import tqdm
 
 from lowbench.digest import weights_digest
 from lowbench.errors import LowbenchError
-from lowbench.fsutil import check_output_file
 from lowbench.tensorfile import read_tensors, write_tensors
 
 
@@ -114,7 +111,7 @@ class PairBank:
         return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
-def _dist_env() -> tuple[int, int]:
+def dist_env() -> tuple[int, int]:
     """(rank, world size) from torchrun's environment (1 process when not under torchrun)."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
@@ -203,7 +200,7 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
     if task.split != "train":
         raise LowbenchError(f"task {task.name} is a {task.split} split; train on synth-train or "
                             "sid-sony-train (never on a test split)")
-    rank, world = _dist_env()
+    rank, world = dist_env()
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend=backend)
@@ -363,30 +360,3 @@ def _plain_state_dict(model: torch.nn.Module, recipe: Recipe) -> dict[str, torch
     """The float state dict to store (for QAT: the fake-quant model's float weights + observers)."""
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
             if isinstance(v, torch.Tensor)}
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    """`lowbench train` entry point."""
-    rank, world = _dist_env()
-    recipe = Recipe(model=args.model, task=args.task, steps=args.steps,
-                    batch_size=args.batch_size, patch_raw=args.patch, lr=args.lr,
-                    lr_drop=args.lr_drop, seed=args.seed, val_scenes=args.val_scenes,
-                    qat=args.qat, world_size=world, distill=args.distill)
-    if args.patch % 32:
-        raise LowbenchError(f"--patch {args.patch} must be a multiple of 32 raw pixels")
-    if not args.out.endswith(".safetensors"):
-        raise LowbenchError(f"--out {args.out}: checkpoints are written as .safetensors; "
-                            "end the name with .safetensors")
-    check_output_file(args.out)
-    summary = train(recipe, Path(args.out), data_root=args.data_root, init=args.init,
-                    resume=args.resume, scenes=args.scenes, val_every=args.val_every,
-                    save_every=args.save_every, threads=args.threads, half=args.half,
-                    progress=not args.no_progress)
-    if rank == 0 or os.environ.get("LOWBENCH_PRINT_ALL_RANKS"):
-        # one write per summary: print() writes the text and the newline separately, so two
-        # ranks sharing an unbuffered stdout could interleave their lines
-        sys.stdout.write(json.dumps(summary) + "\n")
-        sys.stdout.flush()
-    if world > 1 and dist.is_initialized():
-        dist.destroy_process_group()
-    return 0

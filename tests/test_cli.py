@@ -4,6 +4,7 @@ before torch is imported."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lowbench.cli import build_parser
+from lowbench.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,7 +58,7 @@ def test_subcommands_added_later_get_the_default_showing_help() -> None:
     assert "(default: 37)" in new.format_help()
 
 
-_PROBE = ("import sys, lowbench.cli as cli\n"
+_PROBE = ("import sys, lowbench.cli.main as cli\n"
           "code = cli.main(sys.argv[1:])\n"
           "print('torch imported' if 'torch' in sys.modules else 'torch not imported')\n"
           "sys.exit(code)\n")
@@ -95,3 +96,59 @@ def test_argument_errors_answer_before_torch_is_imported(args: list[str],
     assert "Traceback" not in err
     for needle in needles:
         assert needle in err, err
+
+
+# every command's --help, a valid parse per command (with the module whose `run` it reaches)
+# and an error caught while parsing; each is checked for torch right after it is parsed
+_PARSES = [
+    (["list", "models"], "list"),
+    (["data", "prepare", "synth"], "data"),
+    (["data", "verify", "synth", "--data-root", "d"], "data"),
+    (["data", "generate", "synth-train", "--out", "o"], "data"),
+    (["evaluate", "--model", "light", "--quant", "static", "--limit", "3"], "evaluate"),
+    (["train", "--model", "lighter", "--out", "x.safetensors", "--qat"], "train"),
+    (["export", "--model", "sid", "--quant", "fp16", "--out", "x.pt"], "export"),
+    (["checkpoint", "convert", "a.pth", "--out", "b.safetensors"], "checkpoint"),
+    (["site", "build", "--publish"], "site"),
+    (["asv-machine", "--name", "m"], "asv_machine"),
+    (["results", "table", "--json"], "results"),
+]
+_PARSE_DRIVER = """
+import json, sys
+from lowbench.cli.main import build_parser
+from lowbench.errors import LowbenchError
+out = []
+for argv in json.loads(sys.argv[1]):
+    try:
+        args = build_parser().parse_args(argv)
+        outcome = args.func.__module__
+    except SystemExit as exit:  # --help
+        outcome = f"exit {exit.code}"
+    except LowbenchError as err:
+        outcome = f"error {err}"
+    out.append([argv, outcome, "torch" in sys.modules])
+import lowbench.train  # the control: the work does import torch, and the driver sees it
+out.append([["control"], "lowbench.train", "torch" in sys.modules])
+print(json.dumps(out))
+"""
+
+
+def test_parsing_every_command_imports_no_torch() -> None:
+    """In a fresh interpreter: `--help` of every command and sub-command, a valid parse of each
+    command (reaching that command's module) and a bad ``--quant`` leave torch unimported."""
+    helps = [[*path.split()[1:], "--help"] for path, _ in _parsers(build_parser())]
+    bad = ["evaluate", "--model", "light", "--quant", "nope"]
+    argvs = helps + [argv for argv, _ in _PARSES] + [bad]
+    proc = subprocess.run([sys.executable, "-c", _PARSE_DRIVER, json.dumps(argvs)],
+                          capture_output=True, text=True, cwd=REPO, env=os.environ, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout.splitlines()[-1])
+    assert [r[0] for r in results] == [*argvs, ["control"]]
+    assert results[-1][2] is True  # the driver does see torch once the work is imported
+    for argv, _outcome, torch_loaded in results[:-1]:
+        assert not torch_loaded, f"`lowbench {' '.join(argv)}` imported torch while parsing"
+    outcomes = {" ".join(argv): outcome for argv, outcome, _ in results}
+    assert all(outcomes[" ".join(h)] == "exit 0" for h in helps)
+    for argv, module in _PARSES:
+        assert outcomes[" ".join(argv)] == f"lowbench.cli.{module}", argv
+    assert outcomes[" ".join(bad)].startswith("error ") and "nope" in outcomes[" ".join(bad)]

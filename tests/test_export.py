@@ -15,6 +15,7 @@ from quant_fixtures import TINY_CALIBRATION as TINY
 
 from lowbench import export, quant
 from lowbench.checkpoint import save_checkpoint
+from lowbench.cli import export as export_cmd
 from lowbench.errors import LowbenchError, VariantError
 from lowbench.models import LEARNED_MODELS, build
 from lowbench.variants import Variant, build_variant
@@ -149,7 +150,7 @@ def test_run_from_args_prints_path_size_and_diff(variants, tmp_path, capsys):
     out = tmp_path / "lighter.pt"
     args = argparse.Namespace(model="lighter", quant="fp32", format="torchscript", out=str(out),
                               checkpoint=str(ckpt), task="synth", data_root=None, size=SIZE)
-    assert export.run_from_args(args) == 0
+    assert export_cmd.run(args) == 0
     line = capsys.readouterr().out.strip()
     assert "\n" not in line
     assert str(out) in line and "MiB" in line and "max |diff| = 0" in line

@@ -47,7 +47,7 @@ def test_checksum_mismatch_hint_fits_the_install(tmp_path: Path) -> None:
 def test_export_onnx_without_onnx_names_the_extra(tmp_path: Path) -> None:
     code = ("import sys\n"
             "sys.modules['onnx'] = None  # as if not installed: `import onnx` raises\n"
-            "from lowbench.cli import main\n"
+            "from lowbench.cli.main import main\n"
             "sys.exit(main(sys.argv[1:]))\n")
     out = tmp_path / "m.onnx"
     proc = subprocess.run([sys.executable, "-c", code, "export", "--model", "lighter",

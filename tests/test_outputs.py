@@ -7,7 +7,7 @@ How the refusals are made here, also as root (where chmod stops nothing):
 - read-only: a folder under ``/sys`` (sysfs refuses new entries, even to root: EPERM, or
   EROFS in containers that mount it read-only); as a normal user a chmod 0555 folder;
 - a path through a regular file (ENOTDIR) and an ``--out`` of the wrong kind;
-- disk full: ``RLIMIT_FSIZE`` set in the child before ``lowbench.cli.main`` runs, so a write
+- disk full: ``RLIMIT_FSIZE`` set in the child before ``lowbench.cli.main.main`` runs, so a write
   past the limit fails with EFBIG (``cli.main`` ignores SIGXFSZ, which would kill it).
 Output goes to pipes: with the limit set, a child writing to a *file* stderr could not report.
 """
@@ -35,7 +35,7 @@ _RUN = ("import resource, sys\n"
         "limit = int(sys.argv[1])\n"
         "if limit >= 0:\n"
         "    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))\n"
-        "from lowbench.cli import main\n"
+        "from lowbench.cli.main import main\n"
         "sys.exit(main(sys.argv[2:]))\n")
 
 

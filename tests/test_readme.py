@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lowbench.cli import build_parser
+from lowbench.cli.main import build_parser
 from lowbench.tasks import all_tasks
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()

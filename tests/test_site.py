@@ -391,7 +391,7 @@ def test_out_folder_safety_and_rebuild(tmp_path: Path) -> None:
 
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from lowbench.cli import main
+    from lowbench.cli.main import main
 
     res = _store(tmp_path, [make_record("sid", "fp32")])
     assert main(["site", "build", "--results", str(res), "--out", str(tmp_path / "s")]) == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from site_fixtures import make_record
 
-from lowbench import results_cmd
+from lowbench.cli import results as results_cmd
 from lowbench.harness import summary_rows
 from lowbench.record import write_record
 from lowbench.site.model import number

@@ -9,11 +9,9 @@ output depends on the time, the build machine or the results folders' absolute p
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import shutil
-import sys
 import threading
 import time
 import warnings
@@ -230,39 +228,3 @@ def _write_site(out: Path, rows: list[dict[str, Any]], machines: dict[str, dict[
         job.wait()
     lap("rows_download_wait_s")
     return {"pages": w.pages, "rows": len(rows), "skipped": skipped, "tables": len(tables)}
-
-
-def site_folders(args: argparse.Namespace) -> tuple[list[Path], Path]:
-    """(results folders, output folder) of `lowbench site build`'s arguments.
-
-    ``--publish``: the checkout's published ``results/`` only, into its tracked ``site/``, so the
-    published site never holds a user's runs. Otherwise ``--results`` (default: the published
-    records plus the user's runs, :func:`lowbench.paths.user_results_folders`) into ``--out``
-    (default ``./lowbench-site/``)."""
-    from lowbench import paths
-
-    if args.publish:
-        if args.results or args.out is not None:
-            raise LowbenchError("--publish builds the tracked site/ from the published "
-                                "results/ only; leave out --results and --out, or --publish")
-        return [paths.published_results_dir()], paths.published_site_dir()
-    out = Path(args.out) if args.out is not None else paths.USER_SITE_DIR
-    if args.results:
-        return [Path(f) for f in args.results], out
-    folders = paths.user_results_folders()
-    if not folders:
-        raise LowbenchError(f"nothing to build: no published results (lowbench runs without a "
-                            f"checkout) and no results store {paths.results_store()}; run "
-                            "`lowbench evaluate` first or pass --results DIR")
-    return folders, out
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    """CLI entry: builds the site of :func:`site_folders` (``args.results``, ``args.out``,
-    ``args.publish``)."""
-    folders, out = site_folders(args)
-    summary = build_site(folders, out)
-    print(f"site: {summary['pages']} pages, {summary['tables']} tables from {summary['rows']} "
-          f"rows ({summary['skipped']} files skipped) -> {Path(summary['out']) / 'index.html'}",
-          file=sys.stdout)
-    return 0

@@ -17,11 +17,16 @@ import platform
 from lowbench.errors import LowbenchError
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of `lowbench asv-machine` to ``parser``."""
+    parser.add_argument("--name", default=None, help="asv machine name (default: the hostname)")
+
+
 def machine_description(name: str) -> dict[str, str]:
     """asv's machine fields for this machine (strings; RAM in bytes, as asv detects it)."""
-    from lowbench.environment import _meminfo_mib, cpu_model, jetson_info
+    from lowbench.environment import cpu_model, jetson_info, meminfo_mib
 
-    ram_bytes = int(round(_meminfo_mib().get("MemTotal", 0) * 1024)) * 1024
+    ram_bytes = int(round(meminfo_mib().get("MemTotal", 0) * 1024)) * 1024
     cpu = cpu_model()
     jet = jetson_info()
     if jet and jet.get("model"):
@@ -31,8 +36,8 @@ def machine_description(name: str) -> dict[str, str]:
             "ram": str(ram_bytes)}
 
 
-def run_from_args(args: argparse.Namespace) -> int:
-    """Save this machine's full description for asv under ``--name``; prints it."""
+def run(args: argparse.Namespace) -> int:
+    """Save this machine's full description for asv under ``--name``; prints it. Exit code 0."""
     name = args.name or platform.node() or "machine"
     if any(c in name for c in "/\\") or name.startswith("."):
         raise LowbenchError(f"asv machine name {name!r} must not contain '/' or start with "

@@ -1,15 +1,21 @@
-"""Arguments of `lowbench train` (kept apart so `--help` stays fast to import)."""
+"""`lowbench train`: the options of a training run (:func:`lowbench.train.train` does the
+work; torchrun starts one process per rank for DDP)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from lowbench.cli.argtypes import nonnegative_int, positive_float, positive_int
+from lowbench.errors import LowbenchError
+from lowbench.names import parse_learned_model
 
 
-def add_train_args(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add every `lowbench train` option to ``p``."""
-    from lowbench.argtypes import nonnegative_int, positive_float, positive_int
-    from lowbench.names import parse_learned_model
-
     p.add_argument("--model", required=True, type=parse_learned_model,
                    help="learned model to train (see `lowbench list models`)")
     p.add_argument("--task", default="synth-train", help="synth-train or sid-sony-train")
@@ -45,3 +51,37 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="torch intra-op threads per rank (default: torch's choice)")
     p.add_argument("--save-every", type=positive_int, default=250, help="steps between checkpoints")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train as the options say, write the checkpoint to ``--out``; rank 0 prints the summary
+    as one JSON line. Exit code 0."""
+    from lowbench.fsutil import check_output_file
+    from lowbench.train import Recipe, dist_env, train
+
+    rank, world = dist_env()
+    recipe = Recipe(model=args.model, task=args.task, steps=args.steps,
+                    batch_size=args.batch_size, patch_raw=args.patch, lr=args.lr,
+                    lr_drop=args.lr_drop, seed=args.seed, val_scenes=args.val_scenes,
+                    qat=args.qat, world_size=world, distill=args.distill)
+    if args.patch % 32:
+        raise LowbenchError(f"--patch {args.patch} must be a multiple of 32 raw pixels")
+    if not args.out.endswith(".safetensors"):
+        raise LowbenchError(f"--out {args.out}: checkpoints are written as .safetensors; "
+                            "end the name with .safetensors")
+    check_output_file(args.out)
+    summary = train(recipe, Path(args.out), data_root=args.data_root, init=args.init,
+                    resume=args.resume, scenes=args.scenes, val_every=args.val_every,
+                    save_every=args.save_every, threads=args.threads, half=args.half,
+                    progress=not args.no_progress)
+    if rank == 0 or os.environ.get("LOWBENCH_PRINT_ALL_RANKS"):
+        # one write per summary: print() writes the text and the newline separately, so two
+        # ranks sharing an unbuffered stdout could interleave their lines
+        sys.stdout.write(json.dumps(summary) + "\n")
+        sys.stdout.flush()
+    if world > 1:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0

@@ -2,20 +2,51 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
-
-from lowbench.data.sid import ListedPair
 from lowbench.errors import DataError
-from lowbench.fsutil import check_output_folder
-from lowbench.pairs import load_truth
-from lowbench.paths import cache_dir
-from lowbench.tasks import Task, get_task
+
+if TYPE_CHECKING:
+    from lowbench.data.sid import ListedPair
+    from lowbench.tasks import Task
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the actions of `lowbench data` and their options to ``parser``."""
+    dsub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, helptext in (("prepare", "make a task ready (generate synth data, cache GT)"),
+                           ("verify", "check every file is present and every pinned sha256 "
+                                      "matches (exit 0 when all good)")):
+        d = dsub.add_parser(name, help=helptext)
+        d.add_argument("task", help="task name (see `lowbench list tasks`)")
+        d.add_argument("--data-root", default=None,
+                       help="folder holding the task's files (default: the task's own: the "
+                            "package for synth, the data cache for synth-train)")
+    d = dsub.add_parser("generate", help="regenerate a synthetic split's DNG files into --out")
+    d.add_argument("task", choices=["synth", "synth-train"], help="synthetic split to write")
+    d.add_argument("--out", required=True, help="output folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `lowbench data prepare|verify|generate`; the exit code of :func:`prepare`,
+    :func:`verify` or :func:`generate`."""
+    if args.action == "prepare":
+        return prepare(args.task, args.data_root)
+    if args.action == "verify":
+        return verify(args.task, args.data_root)
+    return generate(args.task, args.out)
 
 
 def prepare(task_name: str, data_root: str | None) -> int:
     """Generate what a task needs (synth-train scenes) and cache every ground truth (.npy)."""
+    from tqdm import tqdm
+
+    from lowbench.pairs import load_truth
+    from lowbench.paths import cache_dir
+    from lowbench.tasks import get_task
+
     task = get_task(task_name)
     pairs = task.pairs(data_root)
     for long in tqdm(sorted({p.long for p in pairs}), desc=f"ground truth {task.name}",
@@ -31,6 +62,10 @@ def verify(task_name: str, data_root: str | None) -> int:
     """Exit 0 when every file is present, matches its pinned sha256, decodes completely as a
     Bayer raw, passes the task's raw checks and pairs with a frame of its size; else list each
     failing file with its reason and exit 2."""
+    from tqdm import tqdm
+
+    from lowbench.tasks import get_task
+
     task = get_task(task_name)
     root = task.resolve_root(data_root)
     if task.name == "synth-train" and data_root is None and not root.is_dir():
@@ -82,7 +117,11 @@ def _relative_files(root: Path) -> set[str]:
 
 def generate(task_name: str, out: str) -> int:
     """Regenerate a synthetic split's DNGs into ``out`` (the shipped synth split's source)."""
+    from tqdm import tqdm
+
     from lowbench.data import synth
+    from lowbench.fsutil import check_output_folder
+    from lowbench.tasks import get_task
 
     out_dir = check_output_folder(out)
     if task_name == "synth":
