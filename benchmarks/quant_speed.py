@@ -10,7 +10,7 @@ figure is the median of its per-round medians and the speedup is the median of t
 ratios, so load from other processes on a shared machine hits both alike. Weights: the shipped
 checkpoint where one exists, else seeded random init (said in the output; latency does not
 depend on the weights' values). Static int8 is calibrated on the ``synth`` task's train split
-(``lowbench.quant.DEFAULT_CALIBRATION``; cached after the first run).
+(``lowbench.quant.calibrate.DEFAULT_CALIBRATION``; cached after the first run).
 Target: ``sid`` static >= 1.5x faster than fp32.
 """
 
@@ -24,13 +24,14 @@ import sys
 
 import torch
 
-from lowbench import quant
 from lowbench.checkpoint import load_checkpoint, shipped_checkpoint_path
 from lowbench.digest import sha256_file
 from lowbench.errors import CheckpointError
 from lowbench.measure.latency import measure_latency, set_threads
 from lowbench.models import LEARNED_MODELS, build
 from lowbench.models.complexity import serialized_size_bytes
+from lowbench.quant.fx import select_engine
+from lowbench.quant.recipes import build_fp32, build_static
 
 TARGET_SPEEDUP = 1.5
 MIB = 2**20
@@ -51,8 +52,8 @@ def _model(name: str) -> tuple[torch.nn.Module, str, str | None]:
 def measure(name: str, budget_s: float, rounds: int) -> dict:
     """fp32 and static medians (ms), speedup, serialized sizes (bytes) for one model."""
     model, source, sha = _model(name)
-    static, info = quant.build_static(model, name, weights_id=sha, task="synth")
-    fp32, _ = quant.build_fp32(model)
+    static, info = build_static(model, name, weights_id=sha, task="synth")
+    fp32, _ = build_fp32(model)
     x = torch.rand(1, 4, 256, 256, generator=torch.Generator().manual_seed(0))
     medians: dict[str, list[float]] = {"fp32": [], "static": []}
     with torch.inference_mode():
@@ -85,7 +86,7 @@ def main() -> int:
     args = ap.parse_args()
     threads = set_threads(args.threads or os.cpu_count() or 1)
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, {threads} threads, engine {quant.select_engine()}; "
+          f"torch {torch.__version__}, {threads} threads, engine {select_engine()}; "
           "input 1x4x256x256 packed, model-only median latency")
     rows = [measure(name, args.budget_s, args.rounds) for name in args.models.split(",")]
     print(f"{'model':8s} {'fp32 ms':>9s} {'int8 ms':>9s} {'speedup':>8s} {'fp32 MiB':>9s} "

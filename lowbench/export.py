@@ -30,7 +30,8 @@ from torch import nn
 from lowbench.errors import LowbenchError, VariantError
 from lowbench.fsutil import atomic_path, atomic_write_bytes
 from lowbench.models.unet import PaddedModel, pad_to_multiple
-from lowbench.quant import HalfPrecision, quiet_ao
+from lowbench.quant.fx import quiet_ao
+from lowbench.quant.recipes import HalfPrecision
 from lowbench.variants import Variant
 
 FORMATS: tuple[str, ...] = ("torchscript", "onnx")

@@ -236,11 +236,11 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
     teacher = _teacher(recipe.model, init).to(device) if recipe.distill else None
     qat_calibration: dict[str, Any] | None = None
     if recipe.qat:
-        from lowbench.quant import prepare_qat_model
+        from lowbench.quant.qat import calibrate_qat_ranges, prepare_qat_model
 
         model = prepare_qat_model(model, recipe.model)
         if not resuming:  # a resumed run loads its frozen ranges with the checkpoint
-            qat_calibration = _calibrate_qat_ranges(model, recipe.task, data_root)
+            qat_calibration = calibrate_qat_ranges(model, recipe.task, data_root)
     history: list[dict[str, float | None]] = []
     if resuming:
         # a QAT checkpoint holds fake-quant/observer state too: load it into the prepared model
@@ -248,7 +248,7 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
         history = json.loads(previous.get("history") or "[]")  # continue the same history
         model.load_state_dict(sd)
         if recipe.qat:  # a run saved before the pool ties were introduced gets them now
-            from lowbench.qparam_ties import tie_pool_qparams
+            from lowbench.quant.ties import tie_pool_qparams
 
             tie_pool_qparams(model.core)
     model.to(device)
@@ -304,7 +304,7 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
                     "steps": str(done), "seed": str(recipe.seed), "commit": _git_commit(),
                     "val_psnr_db": f"{val_psnr:.4f}", "history": json.dumps(history)}
             if recipe.qat:
-                from lowbench.quant import QAT_NUMERICS
+                from lowbench.quant.qat import QAT_NUMERICS
 
                 meta["qat_calibration"] = json.dumps(qat_calibration)
                 meta["qat_numerics"] = QAT_NUMERICS
@@ -336,24 +336,6 @@ def _teacher(model_name: str, init: str | None) -> torch.nn.Module:
     teacher = build(model_name)
     load_into(teacher, _float_start(model_name, init), model_name)
     return teacher.eval().requires_grad_(False)
-
-
-def _calibrate_qat_ranges(model: torch.nn.Module, task: str, data_root: str | None
-                         ) -> dict[str, Any]:
-    """Freeze the QAT activation ranges at the static-int8 calibration of ``task`` (the same
-    crops :func:`lowbench.quant.build_static` uses); returns what was used."""
-    from lowbench.quant import (
-        DEFAULT_CALIBRATION,
-        calibrate_qat,
-        calibration_crops,
-        calibration_summary,
-    )
-
-    settings = DEFAULT_CALIBRATION
-    crops, pair_ids = calibration_crops(task, data_root, settings)
-    frozen = calibrate_qat(model, crops, settings.batch)
-    return {**calibration_summary(task, crops, pair_ids, settings),
-            "frozen_activation_ranges": frozen}
 
 
 def _plain_state_dict(model: torch.nn.Module, recipe: Recipe) -> dict[str, torch.Tensor]:

@@ -14,7 +14,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from lowbench import quant
 from lowbench.checkpoint import (
     is_qat_checkpoint,
     load_checkpoint,
@@ -24,7 +23,23 @@ from lowbench.checkpoint import (
 from lowbench.digest import sha256_file
 from lowbench.errors import CheckpointError, LowbenchError, VariantError
 from lowbench.models import build
-from lowbench.names import LEARNED_MODELS, LIBRAW_QUANTS, MODEL_NAMES, is_valid_combination
+from lowbench.names import (
+    LEARNED_MODELS,
+    LIBRAW_QUANTS,
+    MODEL_NAMES,
+    QUANT_NAMES,
+    is_valid_combination,
+)
+from lowbench.quant.calibrate import DEFAULT_CALIBRATION, CalibrationSettings
+from lowbench.quant.qat import load_qat_checkpoint
+from lowbench.quant.recipes import (
+    build_dynamic,
+    build_fp16,
+    build_fp32,
+    build_qat,
+    build_static,
+)
+from lowbench.quant.report import quant_info
 
 
 @dataclass
@@ -42,9 +57,9 @@ def check_combination(model_name: str, quant_name: str) -> None:
     if model_name not in MODEL_NAMES:
         raise LowbenchError(f"unknown model {model_name!r}; choose one of: "
                             f"{', '.join(MODEL_NAMES)}")
-    if quant_name not in quant.QUANT_NAMES:
+    if quant_name not in QUANT_NAMES:
         raise LowbenchError(f"unknown quant {quant_name!r}; choose one of: "
-                            f"{', '.join(quant.QUANT_NAMES)}")
+                            f"{', '.join(QUANT_NAMES)}")
     if not is_valid_combination(model_name, quant_name):
         raise VariantError(f"model '{model_name}' cannot take quant '{quant_name}' (it is not a "
                            f"neural network); valid: --quant {', '.join(LIBRAW_QUANTS)}")
@@ -107,7 +122,7 @@ def _qat_weights(model_name: str, checkpoint: str | Path | None
                 f"no QAT checkpoint for {model_name}; run `lowbench train --model {model_name} "
                 "--qat --out ...` or pass --checkpoint"
             ) from None
-    state_dict, metadata = quant.load_qat_checkpoint(path, model_name)
+    state_dict, metadata = load_qat_checkpoint(path, model_name)
     return state_dict, metadata, _checkpoint_info(path, source)
 
 
@@ -119,14 +134,15 @@ def build_variant(
     task: str = "synth",
     data_root: str | Path | None = None,
     device: str = "cpu",
-    calibration: quant.CalibrationSettings | None = None,
+    calibration: CalibrationSettings | None = None,
 ) -> Variant:
     """Build ``model_name`` x ``quant_name`` on ``device`` (``"cpu"`` or ``"cuda"``).
 
     Weights: ``checkpoint`` (a user file) or the shipped checkpoint (for ``qat``: the shipped
     QAT checkpoint); the other variants of a QAT checkpoint use its float weights (``note``
     says so). ``task``/``data_root`` pick the train split that calibrates ``static``
-    (``calibration`` overrides :data:`lowbench.quant.DEFAULT_CALIBRATION`). ``info`` keys:
+    (``calibration`` overrides :data:`lowbench.quant.calibrate.DEFAULT_CALIBRATION`).
+    ``info`` keys:
     model, quant, engine, quantized_layers, quantized_nothing, calibration, checkpoint
     ({"path", "sha256", "source": "shipped"|"user"|None}), device, dtype, status
     ("ok"|"unsupported"), reason, note. Raises LowbenchError for an unknown quant/model or an
@@ -136,26 +152,26 @@ def build_variant(
     device = _check_device(device)
     base = {"model": model_name, "quant": quant_name, "device": device}
     if model_name not in LEARNED_MODELS:
-        info = quant._info(note="LibRaw baseline, handled by the harness")
+        info = quant_info(note="LibRaw baseline, handled by the harness")
         info.update(base, checkpoint=_checkpoint_info(None, None))
         return Variant(model_name, quant_name, None, info)
 
     if quant_name == "qat":
         state_dict, metadata, ckpt = _qat_weights(model_name, checkpoint)
-        module, info = quant.build_qat(model_name, state_dict, source=ckpt["path"],
-                                       device=device, metadata=metadata)
+        module, info = build_qat(model_name, state_dict, source=ckpt["path"],
+                                 device=device, metadata=metadata)
     else:
         model, ckpt, from_qat = _float_weights(model_name, checkpoint)
         if quant_name == "fp32":
-            module, info = quant.build_fp32(model, device)
+            module, info = build_fp32(model, device)
         elif quant_name == "fp16":
-            module, info = quant.build_fp16(model, device)
+            module, info = build_fp16(model, device)
         elif quant_name == "dynamic":
-            module, info = quant.build_dynamic(model, device)
+            module, info = build_dynamic(model, device)
         else:
-            module, info = quant.build_static(
+            module, info = build_static(
                 model, model_name, weights_id=ckpt["sha256"], task=task, data_root=data_root,
-                device=device, settings=calibration or quant.DEFAULT_CALIBRATION)
+                device=device, settings=calibration or DEFAULT_CALIBRATION)
         if from_qat:
             info["note"] = "; ".join(n for n in (QAT_FLOAT_NOTE, info.get("note")) if n)
     info.update(base, checkpoint=ckpt)

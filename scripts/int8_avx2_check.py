@@ -4,7 +4,7 @@
 
 On x86 the int8 kernels of CPUs without VNNI sum u8 x s8 products pairwise in 16 bits, which
 can saturate for activations above 127 steps; lowbench's 7-bit activation scales leave that
-headroom to values beyond the calibrated range (lowbench/qat_fake_quant.py). On a CPU with
+headroom to values beyond the calibrated range (lowbench/quant/qat.py). On a CPU with
 VNNI this script runs each variant's synth quality twice in child processes: with the
 machine's own kernels, and with FBGEMM and oneDNN forced to AVX2 (``FBGEMM_ENABLE_INSTRUCTIONS``,
 ``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY``), and prints both PSNRs (dB) and their

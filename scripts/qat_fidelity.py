@@ -26,13 +26,13 @@ from lowbench.harness import EvalConfig, Session
 from lowbench.metrics import mean_psnr
 from lowbench.models import build
 from lowbench.models.unet import PaddedModel
-from lowbench.quant import (
-    _activation_fake_quants,
-    _convert,
+from lowbench.quant.fx import convert
+from lowbench.quant.qat import (
+    activation_fake_quants,
+    calibrate_qat_ranges,
     load_qat_checkpoint,
     prepare_qat_model,
 )
-from lowbench.train import _calibrate_qat_ranges
 
 
 def fake_quant_model(model: str, checkpoint: str | None) -> torch.nn.Module:
@@ -42,7 +42,7 @@ def fake_quant_model(model: str, checkpoint: str | None) -> torch.nn.Module:
         load_into(float_model, shipped_checkpoint_path(model), model)
     qat = prepare_qat_model(float_model, model)
     if checkpoint is None:
-        _calibrate_qat_ranges(qat, "synth-train", None)
+        calibrate_qat_ranges(qat, "synth-train", None)
     else:
         qat.load_state_dict(load_qat_checkpoint(checkpoint, model)[0])
     return qat.eval()
@@ -60,9 +60,9 @@ def ablate(model: str, fake: torch.nn.Module) -> None:
         session.variant.module = module
         return mean_psnr([session.process_pair(p) for p in session.pairs], reference)
 
-    int8 = PaddedModel(_convert(copy.deepcopy(fake.core)), fake.multiple, fake.scale).eval()
+    int8 = PaddedModel(convert(copy.deepcopy(fake.core)), fake.multiple, fake.scale).eval()
     print(f"{model}: int8 conversion: {closeness(int8):.2f} dB from the fp32 output (synth mean)")
-    acts = {id(m) for m in _activation_fake_quants(fake)}
+    acts = {id(m) for m in activation_fake_quants(fake)}
     quantizers = [m for m in fake.modules() if isinstance(m, FakeQuantizeBase)]
     for label, keep in (("all fake-quant", lambda m: True),
                         ("weights only", lambda m: id(m) not in acts),
@@ -85,7 +85,7 @@ def main() -> int:
     if args.ablate:
         ablate(args.model, fake)
         return 0
-    int8 = PaddedModel(_convert(copy.deepcopy(fake.core)), fake.multiple, fake.scale).eval()
+    int8 = PaddedModel(convert(copy.deepcopy(fake.core)), fake.multiple, fake.scale).eval()
     session = Session(EvalConfig(model=args.model, memory=False, energy=False, gallery=False))
     psnr = {}
     for name, module in (("fake-quant", fake), ("int8", int8)):

@@ -5,10 +5,10 @@ A static int8 calibration is not portable: its fp32 forward rounds differently o
 quantization ranges (lighter on synth: 22.97205 dB calibrated on an AMD EPYC, 22.98080 dB on the
 Intel Xeon that published it; 22.96969 dB on the EPYC with PyTorch forced onto AVX2 kernels). So
 lowbench ships the calibration of its shipped checkpoints (``lowbench/calibration/``, read before
-the user's cache, see :func:`lowbench.quant.build_static`) and every machine evaluates the same
-int8 model. Run this after retraining a shipped checkpoint or changing the static recipe (the
-files are keyed by weights, settings, graph and torch version; a stale one is never used, and
-``tests/test_quant.py`` fails until it is replaced), then re-publish the static records.
+the user's cache, see :func:`lowbench.quant.recipes.build_static`) and every machine evaluates
+the same int8 model. Run this after retraining a shipped checkpoint or changing the static
+recipe (the files are keyed by weights, settings, graph and torch version; a stale one is never
+used, and ``tests/test_quant.py`` fails until it is replaced), then re-publish the static records.
 
     python scripts/ship_calibration.py [MODEL ...]      (default: every learned model)
 
@@ -29,25 +29,26 @@ from pathlib import Path
 
 def ship(model_name: str) -> Path:
     """Calibrate ``model_name``'s shipped checkpoint afresh; write its observer state into
-    :data:`lowbench.quant.SHIPPED_CALIBRATION_DIR`; return the written file."""
-    from lowbench import quant
+    :data:`lowbench.quant.calibrate.SHIPPED_CALIBRATION_DIR`; return the written file."""
     from lowbench.checkpoint import load_into, shipped_checkpoint_path
     from lowbench.digest import sha256_file
     from lowbench.fsutil import atomic_write_bytes
     from lowbench.models import build
+    from lowbench.quant.calibrate import SHIPPED_CALIBRATION_DIR
+    from lowbench.quant.recipes import build_static
 
     checkpoint = shipped_checkpoint_path(model_name)
     model = build(model_name)
     load_into(model, checkpoint, model_name)
-    _, info = quant.build_static(model.eval(), model_name, weights_id=sha256_file(checkpoint),
-                                 use_shipped=False)
+    _, info = build_static(model.eval(), model_name, weights_id=sha256_file(checkpoint),
+                           use_shipped=False)
     calibration = info["calibration"]
     if calibration["source"] != "calibrated":
         raise SystemExit(f"ship_calibration: {model_name} came from {calibration['source']}, "
                          "not a fresh calibration; run with an empty LOWBENCH_DATA")
     cached = Path(calibration["cache_file"])
-    target = quant.SHIPPED_CALIBRATION_DIR / cached.name
-    for old in quant.SHIPPED_CALIBRATION_DIR.glob(f"{model_name}-{info['engine']}-*"):
+    target = SHIPPED_CALIBRATION_DIR / cached.name
+    for old in SHIPPED_CALIBRATION_DIR.glob(f"{model_name}-{info['engine']}-*"):
         if old.name != target.name:
             old.unlink()
             print(f"ship_calibration: removed the stale {old.name}", file=sys.stderr)

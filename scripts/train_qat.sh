@@ -3,8 +3,8 @@
 # Usage: bash scripts/train_qat.sh [model ...]   (default: lighter fire light sid)
 # Before the first step the activation ranges are set by the static-int8 calibration (32 whole
 # synth-train images, histogram observers) and frozen, so QAT starts exactly at static int8
-# (lowbench.quant.calibrate_qat); the fake-quant model rounds and clamps like the int8 model it
-# converts to (lowbench/qat_fake_quant.py, lowbench/qparam_ties.py). The weights are then
+# (lowbench.quant.qat.calibrate_qat); the fake-quant model rounds and clamps like the int8 model it
+# converts to (lowbench/quant/qat.py, lowbench/quant/ties.py). The weights are then
 # distilled: L1 to the frozen fp32 model's output (DISTILL=1; 0 trains on the ground truth).
 # STEPS (600), LR (1e-4), LR_DROP (0.8: lr/10 for the last 20 %) and DISTILL override the recipe;
 # OUT_DIR (lowbench/checkpoints) is where <model>-qat.safetensors is written.

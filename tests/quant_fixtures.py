@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lowbench import quant
+from lowbench.quant import calibrate
 
 #: One synth-train pair, two 32x32 crops: enough to exercise calibration in well under a second.
-TINY_CALIBRATION = quant.CalibrationSettings(pairs=1, crops=2, crop_packed=32, seed=0, batch=2)
+TINY_CALIBRATION = calibrate.CalibrationSettings(pairs=1, crops=2, crop_packed=32, seed=0, batch=2)

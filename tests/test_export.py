@@ -13,11 +13,13 @@ import torch
 import torch.nn.functional as F
 from quant_fixtures import TINY_CALIBRATION as TINY
 
-from lowbench import export, quant
+from lowbench import export
 from lowbench.checkpoint import save_checkpoint
 from lowbench.cli import export as export_cmd
 from lowbench.errors import LowbenchError, VariantError
 from lowbench.models import LEARNED_MODELS, build
+from lowbench.quant import calibrate
+from lowbench.quant.qat import calibrate_qat, prepare_qat_model
 from lowbench.variants import Variant, build_variant
 
 SIZE = 32
@@ -55,14 +57,14 @@ def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], 
     """Every learned model x every variant, from checkpoints written here. fp16 is built even
     where this CPU emulates it (``LOWBENCH_FP16_CPU=emulated``): exporting does not time it."""
     root = tmp_path_factory.mktemp("export-ckpt")
-    crops = quant.calibration_crops("synth", None, TINY)[0]
+    crops = calibrate.calibration_crops("synth", None, TINY)[0]
     out = {}
     for name in LEARNED_MODELS:
         torch.manual_seed(0)
         fp = save_checkpoint(root / f"{name}.safetensors", name, build(name).state_dict(), {})
         torch.manual_seed(0)
-        qat = quant.prepare_qat_model(build(name), name)
-        quant.calibrate_qat(qat, crops, TINY.batch)  # frozen ranges, as `lowbench train --qat`
+        qat = prepare_qat_model(build(name), name)
+        calibrate_qat(qat, crops, TINY.batch)  # frozen ranges, as `lowbench train --qat`
         opt = torch.optim.Adam(qat.parameters(), lr=1e-3)
         F.l1_loss(qat(torch.rand(1, 4, 32, 32)), torch.rand(1, 3, 64, 64)).backward()
         opt.step()  # one QAT step: weights differ from the fp32 checkpoint's

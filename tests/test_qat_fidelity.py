@@ -11,21 +11,26 @@ from quant_fixtures import TINY_CALIBRATION as TINY
 from torch.ao.quantization.fake_quantize import FakeQuantize
 from torch.ao.quantization.observer import HistogramObserver
 
-from lowbench import quant
 from lowbench.models import LEARNED_MODELS, build
-from lowbench.qat_fake_quant import StorageRangeFakeQuantize
+from lowbench.quant import calibrate, fx, observers
+from lowbench.quant.qat import (
+    StorageRangeFakeQuantize,
+    activation_fake_quants,
+    calibrate_qat,
+    prepare_qat_model,
+)
 
 
 @pytest.fixture(scope="module")
 def crops() -> list[torch.Tensor]:
-    return quant.calibration_crops("synth", None, TINY)[0]
+    return calibrate.calibration_crops("synth", None, TINY)[0]
 
 
 def calibrated_qat(name: str, crops: list[torch.Tensor]) -> torch.nn.Module:
     """A seeded QAT model, one Adam step away from init, with calibrated frozen ranges."""
     torch.manual_seed(0)
-    model = quant.prepare_qat_model(build(name), name)
-    quant.calibrate_qat(model, crops, TINY.batch)
+    model = prepare_qat_model(build(name), name)
+    calibrate_qat(model, crops, TINY.batch)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     out = model(torch.rand(1, 4, 32, 32))
     out.mean().backward()
@@ -39,14 +44,14 @@ def test_weights_train_on_the_grid_int8_ships(name, crops):
     training. PyTorch's default fused fake-quant divides by 128 or 127 where convert divides by
     127.5, which fails this on nearly every channel."""
     qat = calibrated_qat(name, crops).eval()
-    acts = quant._activation_fake_quants(qat)
+    acts = activation_fake_quants(qat)
     assert acts and all(isinstance(fq, StorageRangeFakeQuantize) for fq in acts)
     trained = {}
     for layer_name, mod in qat.core.named_modules():
         if hasattr(mod, "weight_fake_quant"):
             with torch.no_grad():
                 trained[layer_name] = mod.weight_fake_quant(mod.weight)
-    converted = quant._convert(copy.deepcopy(qat.core))
+    converted = fx.convert(copy.deepcopy(qat.core))
     deployed = dict(converted.named_modules())
     compared = 0
     for layer_name, w in trained.items():
@@ -110,18 +115,18 @@ def test_pool_outputs_keep_their_input_qparams(name, crops):
 def test_static_int8_is_unchanged_by_the_pool_ties(crops):
     """Static int8 never used the pool-output observer: tying it changes no output bit."""
     from lowbench.models.unet import PaddedModel
-    from lowbench.qparam_ties import tie_pool_qparams
+    from lowbench.quant.ties import tie_pool_qparams
 
     torch.manual_seed(0)
     model = build("lighter")
-    prepared = quant._prepare_static(copy.deepcopy(model.core), quant.use_engine())
-    quant._calibrate(prepared, crops, TINY.batch)
+    prepared = fx.prepare_static(copy.deepcopy(model.core), fx.use_engine())
+    observers.observe(prepared, crops, TINY.batch)
     untied = copy.deepcopy(prepared)
     assert tie_pool_qparams(prepared) == 4
     x = torch.rand(1, 4, 32, 32)
     with torch.inference_mode():
-        a = PaddedModel(quant._convert(prepared), model.multiple, model.scale)(x)
-        b = PaddedModel(quant._convert(untied), model.multiple, model.scale)(x)
+        a = PaddedModel(fx.convert(prepared), model.multiple, model.scale)(x)
+        b = PaddedModel(fx.convert(untied), model.multiple, model.scale)(x)
     assert torch.equal(a, b)
 
 
@@ -131,7 +136,7 @@ def test_records_say_which_qat_numerics_a_checkpoint_trained_with(crops, tmp_pat
     import json
 
     from lowbench.checkpoint import save_checkpoint
-    from lowbench.quant import QAT_NUMERICS
+    from lowbench.quant.qat import QAT_NUMERICS
 
     qat = calibrated_qat("lighter", crops)
     old = save_checkpoint(tmp_path / "old.safetensors", "lighter", qat.state_dict(),

@@ -10,10 +10,12 @@ import torch
 import torch.nn.functional as F
 from quant_fixtures import TINY_CALIBRATION as TINY
 
-from lowbench import quant
 from lowbench.checkpoint import save_checkpoint
 from lowbench.errors import CheckpointError, DataError, LowbenchError, VariantError
 from lowbench.models import LEARNED_MODELS, build
+from lowbench.names import QUANT_NAMES
+from lowbench.quant import calibrate, fx, observers, recipes, report
+from lowbench.quant.qat import prepare_qat_model
 from lowbench.variants import build_variant
 
 #: int8 vs fp32 agreement floor, PSNR over the fp32 output's range. Random-init weights and
@@ -60,7 +62,7 @@ def float_ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def qat_train(name: str, steps: int = 2) -> torch.nn.Module:
     """prepare_qat_model + a few Adam steps on random data; returns the fake-quant model."""
     torch.manual_seed(0)
-    model = quant.prepare_qat_model(build(name), name)
+    model = prepare_qat_model(build(name), name)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     for _ in range(steps):
         loss = F.l1_loss(model(torch.rand(1, 4, 32, 32)), torch.rand(1, 3, 64, 64))
@@ -118,7 +120,7 @@ def test_every_model_and_quant_builds_and_runs(name, q, built, x):
     assert torch.isfinite(y).all()
     if q in ("static", "qat"):
         assert v.info["quantized_layers"] > 0 and v.info["quantized_nothing"] is False
-        assert v.info["engine"] == quant.select_engine() and v.info["dtype"] == "int8"
+        assert v.info["engine"] == fx.select_engine() and v.info["dtype"] == "int8"
         assert v.info["calibration"]["task"] == ("synth-train" if q == "static" else "test")
     if q == "qat":
         assert v.info["calibration"]["method"].startswith("QAT")
@@ -140,13 +142,13 @@ def test_static_is_close_to_fp32(name, built, x):
     assert cal["task"] == "synth-train"  # the train split, never the synth test split
     assert (cal["pairs"], cal["crops"], cal["crop_packed"], cal["seed"]) == (1, 2, 32, 0)
     assert int8.info["engine"] in torch.backends.quantized.supported_engines
-    assert quant.count_quantized_layers(int8.module) == int8.info["quantized_layers"]
+    assert report.count_quantized_layers(int8.module) == int8.info["quantized_layers"]
     with torch.inference_mode():
         assert psnr_db(int8.module(x), fp32.module(x)) > INT8_PSNR_DB
 
 
 def test_calibration_cache_hit_skips_calibration(float_ckpts, qat_ckpts, x, monkeypatch):
-    settings = quant.CalibrationSettings(pairs=1, crops=2, crop_packed=32, seed=1234, batch=2)
+    settings = calibrate.CalibrationSettings(pairs=1, crops=2, crop_packed=32, seed=1234, batch=2)
     first = build_variant("lighter", "static", checkpoint=float_ckpts["lighter"],
                           calibration=settings)
     assert first.info["calibration"]["cached"] is False
@@ -156,8 +158,8 @@ def test_calibration_cache_hit_skips_calibration(float_ckpts, qat_ckpts, x, monk
     def no_calibration(*args, **kwargs):
         raise AssertionError("calibration ran on a cache hit")
 
-    monkeypatch.setattr(quant, "_calibrate", no_calibration)
-    monkeypatch.setattr(quant, "calibration_crops", no_calibration)
+    monkeypatch.setattr(calibrate, "observe", no_calibration)
+    monkeypatch.setattr(calibrate, "calibration_crops", no_calibration)
     second = build_variant("lighter", "static", checkpoint=float_ckpts["lighter"],
                            calibration=settings)
     assert second.info["calibration"]["cached"] is True
@@ -165,6 +167,46 @@ def test_calibration_cache_hit_skips_calibration(float_ckpts, qat_ckpts, x, monk
     assert second.info["calibration"]["pairs"] == 1
     with torch.inference_mode():
         assert torch.equal(first.module(x), second.module(x))
+
+
+def test_static_cache_is_keyed_by_the_weights(monkeypatch):
+    """Two models that differ only in their weights get different observer-cache keys and
+    files: the second is calibrated afresh, never served the first one's ranges; the same
+    weights again (a copy, digested from its state dict) reuse the first one's cache file."""
+    import copy
+
+    settings = calibrate.CalibrationSettings(pairs=1, crops=2, crop_packed=32, seed=4321, batch=2)
+    torch.manual_seed(1)
+    first = build("lighter")
+    torch.manual_seed(2)
+    other = build("lighter")
+    same = copy.deepcopy(first)
+    runs: list[int] = []
+    observe = calibrate.observe
+
+    def counted(prepared, crops, batch):
+        runs.append(len(crops))
+        observe(prepared, crops, batch)
+
+    monkeypatch.setattr(calibrate, "observe", counted)
+    infos = [recipes.build_static(m, "lighter", settings=settings, use_shipped=False)[1]
+             for m in (first, other, same)]
+    cals = [i["calibration"] for i in infos]
+    assert [c["source"] for c in cals] == ["calibrated", "calibrated", "cache"]
+    assert runs == [2, 2]  # the other weights were calibrated; the same weights were not
+    assert cals[0]["cache_file"] != cals[1]["cache_file"]
+    assert cals[2]["cache_file"] == cals[0]["cache_file"]
+    # the keys differ in the weights alone, and neither file is served under the other's key
+    engine = fx.use_engine()
+    keys = [calibrate.static_calibration_key(
+        fx.prepare_static(copy.deepcopy(m.core), engine), m, "lighter", weights_id=None,
+        calibration_task="synth-train", engine=engine, settings=settings) for m in (first, other)]
+    assert {k for k in keys[0] if keys[0][k] != keys[1][k]} == {"weights"}
+    assert calibrate.read_observer_cache(Path(cals[0]["cache_file"]), keys[1]) is None
+    assert calibrate.read_observer_cache(Path(cals[1]["cache_file"]), keys[0]) is None
+    states = [calibrate.read_observer_cache(Path(c["cache_file"]), k)[0]
+              for c, k in zip(cals[:2], keys, strict=True)]
+    assert any(not torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
 def test_calibration_cache_is_safetensors_of_observer_state(built):
@@ -198,7 +240,7 @@ def test_fp16_reports_unsupported_when_half_conv_fails(float_ckpts, qat_ckpts, m
             raise RuntimeError('"slow_conv2d_cpu" not implemented for \'Half\'')
         return real_conv(inp, *args, **kwargs)
 
-    monkeypatch.setattr(quant.F, "conv2d", no_half)
+    monkeypatch.setattr(F, "conv2d", no_half)
     v = _build("lighter", "fp16", float_ckpts, qat_ckpts)
     assert v.module is None and v.info["status"] == "unsupported"
     assert v.info["reason"] == ("fp16 convolution unsupported on this device: "
@@ -206,7 +248,7 @@ def test_fp16_reports_unsupported_when_half_conv_fails(float_ckpts, qat_ckpts, m
 
 
 def test_prepare_qat_model_is_trainable_fake_quant():
-    model = quant.prepare_qat_model(build("lighter"), "lighter")
+    model = prepare_qat_model(build("lighter"), "lighter")
     assert model.training
     keys = model.state_dict().keys()
     assert any("fake_quant" in k for k in keys)
@@ -239,11 +281,11 @@ def test_unknown_quant_lists_the_names():
     with pytest.raises(LowbenchError) as err:
         build_variant("sid", "int4")
     assert "'int4'" in str(err.value)
-    assert all(q in str(err.value) for q in quant.QUANT_NAMES)
+    assert all(q in str(err.value) for q in QUANT_NAMES)
 
 
 def test_missing_engine_is_a_variant_error(float_ckpts, qat_ckpts, monkeypatch):
-    monkeypatch.setattr(quant, "_supported_engines", lambda: ["none"])
+    monkeypatch.setattr(fx, "supported_engines", lambda: ["none"])
     with pytest.raises(VariantError, match=r"engine '(x86|qnnpack)'.*supported: none"):
         _build("lighter", "static", float_ckpts, qat_ckpts)
 
@@ -283,7 +325,7 @@ def test_arm_engine_path_quantizes_transposed_convs(float_ckpts, qat_ckpts, x, m
     """The qnnpack (Jetson/ARM) recipe, run here: its int8 ConvTranspose2d is correct."""
     if "qnnpack" not in torch.backends.quantized.supported_engines:
         pytest.skip("this PyTorch build has no qnnpack")
-    monkeypatch.setattr(quant, "select_engine", lambda: "qnnpack")
+    monkeypatch.setattr(fx, "select_engine", lambda: "qnnpack")
     fp32 = _build("lighter", "fp32", float_ckpts, qat_ckpts)
     int8 = _build("lighter", "static", float_ckpts, qat_ckpts)
     assert int8.info["engine"] == "qnnpack"
@@ -296,7 +338,7 @@ def test_arm_engine_path_quantizes_transposed_convs(float_ckpts, qat_ckpts, x, m
 
 def test_fp16_emulated_on_cpu_is_unsupported_unless_forced(float_ckpts, qat_ckpts, monkeypatch):
     times = iter([1.0, 20.0, 1.0, 20.0])  # fp32 ms, fp16 ms per probe: 20x slower = emulation
-    monkeypatch.setattr(quant, "_probe_ms", lambda fn: next(times))
+    monkeypatch.setattr(recipes, "probe_ms", lambda fn: next(times))
     monkeypatch.delenv("LOWBENCH_FP16_CPU", raising=False)
     v = _build("lighter", "fp16", float_ckpts, qat_ckpts)
     assert v.module is None and v.info["status"] == "unsupported"
@@ -318,10 +360,10 @@ def _shipped_key(name: str) -> tuple[dict, object]:
     checkpoint = shipped_checkpoint_path(name)
     model = build(name)
     load_into(model, checkpoint, name)
-    prepared = quant._prepare_static(copy.deepcopy(model.core), quant.use_engine("x86"))
-    key = quant.static_calibration_key(
+    prepared = fx.prepare_static(copy.deepcopy(model.core), fx.use_engine("x86"))
+    key = calibrate.static_calibration_key(
         prepared, model, name, weights_id=sha256_file(checkpoint),
-        calibration_task="synth-train", engine="x86", settings=quant.DEFAULT_CALIBRATION)
+        calibration_task="synth-train", engine="x86", settings=calibrate.DEFAULT_CALIBRATION)
     return key, prepared
 
 
@@ -333,14 +375,14 @@ def test_shipped_checkpoints_ship_a_current_static_calibration(name):
     build_static keys it today (a retrained checkpoint or a changed recipe fails here until
     `python scripts/ship_calibration.py` is rerun), and that state fits the prepared graph."""
     key, prepared = _shipped_key(name)
-    path = quant.shipped_calibration_path(key)
+    path = calibrate.shipped_calibration_path(key)
     assert path.is_file(), f"no shipped calibration {path.name}: run scripts/ship_calibration.py"
-    state, summary = quant._read_observer_cache(path, key)
-    assert quant._load_observer_state(prepared, state)
+    state, summary = calibrate.read_observer_cache(path, key)
+    assert observers.load_observer_state(prepared, state)
     assert (summary["task"], summary["pairs"], summary["crops"]) == ("synth-train", 32, 32)
 
 
-@pytest.mark.skipif(quant.select_engine() != "x86",
+@pytest.mark.skipif(fx.select_engine() != "x86",
                     reason="the shipped calibrations are for the x86 int8 engine")
 def test_shipped_calibration_wins_over_a_local_cache_entry(tmp_path, monkeypatch, x):
     """A cache entry under the shipped key (e.g. calibrated on this CPU before lowbench shipped
@@ -350,9 +392,9 @@ def test_shipped_calibration_wins_over_a_local_cache_entry(tmp_path, monkeypatch
     assert shipped.info["calibration"]["source"] == "shipped"
     assert shipped.info["calibration"]["cache_file"].startswith("lowbench/calibration/")
     key, _ = _shipped_key("lighter")
-    state, summary = quant._read_observer_cache(quant.shipped_calibration_path(key), key)
+    state, summary = calibrate.read_observer_cache(calibrate.shipped_calibration_path(key), key)
     narrowed = {k: v * 0.5 if k.endswith(("min_val", "max_val")) else v for k, v in state.items()}
-    local = quant._cache_path(key)
+    local = calibrate.cache_path(key)
     local.parent.mkdir(parents=True)
     from safetensors.torch import save_file
 

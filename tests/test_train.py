@@ -150,10 +150,10 @@ def test_qat_distill_run_validates_against_its_teacher(tmp_path: Path, monkeypat
     fake-quant model is to that teacher, and writes a checkpoint that converts to int8."""
     from quant_fixtures import TINY_CALIBRATION
 
-    from lowbench import quant
+    from lowbench.quant import qat
     from lowbench.variants import build_variant
 
-    monkeypatch.setattr(quant, "DEFAULT_CALIBRATION", TINY_CALIBRATION)  # seconds, not minutes
+    monkeypatch.setattr(qat, "DEFAULT_CALIBRATION", TINY_CALIBRATION)  # seconds, not minutes
     start = tmp_path / "start.safetensors"
     _run(Recipe(steps=2, **TINY), start)
     out = tmp_path / "qat.safetensors"
@@ -166,7 +166,7 @@ def test_qat_distill_run_validates_against_its_teacher(tmp_path: Path, monkeypat
     assert all(isinstance(f, float) and 15.0 < f < 80.0 for f in fidelity), fidelity
     assert summary["val_psnr_db"] == pytest.approx(history[-1]["val_psnr_db"])
     v = build_variant("lighter", "qat", checkpoint=out)
-    assert v.info["calibration"]["qat_numerics"] == quant.QAT_NUMERICS
+    assert v.info["calibration"]["qat_numerics"] == qat.QAT_NUMERICS
     assert v.info["quantized_layers"] > 5
 
 

@@ -128,7 +128,7 @@ def test_missing_task_file_names_it_as_written_and_resolved(tmp_path, monkeypatc
 
 
 def test_calibration_task_of_a_task_file(tmp_path, scene_dn):
-    from lowbench.quant import calibration_task_name
+    from lowbench.quant.calibrate import calibration_task_name
 
     short, long = write_pair(tmp_path, "a", scene_dn)
     pair = f"pairs:\n  - {{short: {short}, long: {long}, ratio: 100}}\n"
@@ -346,7 +346,7 @@ def test_limit_counts_missing_files_of_the_pairs_used(tmp_path, scene_dn):
 
 
 def test_calibration_set_is_checked_like_the_test_set(tmp_path):
-    from lowbench.quant import CalibrationSettings, calibration_crops
+    from lowbench.quant.calibrate import CalibrationSettings, calibration_crops
 
     with pytest.raises(DataError) as err:
         calibration_crops("sid-sony-test", tmp_path, CalibrationSettings(pairs=2, crops=2))

@@ -1,4 +1,4 @@
-"""Weight-only int8 transposed convs (lowbench.weight_only) and QAT's frozen static ranges."""
+"""Weight-only int8 transposed convs (lowbench.quant.weight_only), QAT's frozen static ranges."""
 
 from __future__ import annotations
 
@@ -11,17 +11,19 @@ import torch
 from quant_fixtures import TINY_CALIBRATION as TINY
 from torch import nn
 
-from lowbench import quant
 from lowbench.checkpoint import save_checkpoint
 from lowbench.export import example_input, to_torchscript
 from lowbench.models import build
-from lowbench.variants import build_variant
-from lowbench.weight_only import (
+from lowbench.quant import calibrate
+from lowbench.quant.qat import calibrate_qat, prepare_qat_model
+from lowbench.quant.recipes import build_qat
+from lowbench.quant.weight_only import (
     QMAX,
     Int8WeightConvTranspose2d,
     count_weight_only_int8,
     int8_transposed_weights,
 )
+from lowbench.variants import build_variant
 
 
 def test_int8_weights_are_per_channel_symmetric_and_close() -> None:
@@ -93,11 +95,11 @@ def test_qat_starts_exactly_at_static_int8(lighter_ckpt: Path) -> None:
     any training step gives the static int8 model, bit for bit."""
     static = build_variant("lighter", "static", checkpoint=lighter_ckpt, calibration=TINY)
     fp32 = build_variant("lighter", "fp32", checkpoint=lighter_ckpt)
-    qat = quant.prepare_qat_model(copy.deepcopy(fp32.module), "lighter")
-    crops, _ = quant.calibration_crops("synth", None, TINY)
-    assert quant.calibrate_qat(qat, crops, TINY.batch) > 0
+    qat = prepare_qat_model(copy.deepcopy(fp32.module), "lighter")
+    crops, _ = calibrate.calibration_crops("synth", None, TINY)
+    assert calibrate_qat(qat, crops, TINY.batch) > 0
     frozen = {k: v.clone() for k, v in qat.state_dict().items() if k.endswith(".scale")}
-    int8, _ = quant.build_qat("lighter", qat.state_dict())
+    int8, _ = build_qat("lighter", qat.state_dict())
     x = example_input(static.module, 40)
     with torch.inference_mode():
         assert torch.equal(int8(x), static.module(x))

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             print(tabulate(rows, headers="keys", floatfmt=".2f"))
             print("\nMACs at a 512 x 512 raw input (256 x 256 packed).")
         return 0
-    from lowbench.quant import QUANT_DESCRIPTIONS
+    from lowbench.quant.recipes import QUANT_DESCRIPTIONS
 
     rows = [{"name": k, "description": v} for k, v in QUANT_DESCRIPTIONS.items()]
     if args.json:

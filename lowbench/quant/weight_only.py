@@ -1,14 +1,11 @@
 """Weight-only int8 for the transposed convolutions of the int8 variants.
 
-The int8 ``conv_transpose2d`` kernels of the x86/onednn/fbgemm engines return wrong values for
-the U-Nets' 2x2 stride-2 upsampling layers (see :mod:`lowbench.quant`), so ``static`` and
-``qat`` keep those layers in float32 arithmetic. Left as plain ``nn.ConvTranspose2d`` they also
-keep fp32 *weights*: 0.70 M parameters (2.8 MB) of the SID U-Net, which held its int8 file at
-3.1x smaller than fp32 instead of ~4x. :class:`Int8WeightConvTranspose2d` stores those weights
-as int8 with one symmetric scale per output channel and dequantizes them at each call (0.70 M
-multiplies for ``sid``, negligible against its 12 GMACs); the arithmetic stays fp32, so the
-kernel bug cannot bite. Its buffers survive ``torch.jit.trace``/``script`` as int8 tensors,
-which is what makes the deployed TorchScript file ~4x smaller.
+The int8 ``conv_transpose2d`` kernels of the x86/onednn/fbgemm engines are wrong for the
+U-Nets' 2x2 stride-2 upsampling layers, so ``static`` and ``qat`` compute those layers in
+float32. :class:`Int8WeightConvTranspose2d` stores their weights as int8 (one symmetric scale
+per output channel) and dequantizes them at each call, so the int8 files are ~4x smaller than
+fp32 while the arithmetic stays float32. Its buffers survive ``torch.jit.trace``/``script`` as
+int8 tensors. Measurements: docs/quantization.md, "Design notes".
 """
 
 from __future__ import annotations

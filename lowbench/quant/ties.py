@@ -1,20 +1,11 @@
 """Give max-pool outputs the quantization parameters the converted int8 graph applies.
 
-In int8 a max pool keeps its input's scale and zero point, but the FX-prepared graph (torch
-2.13, x86 and qnnpack alike) observes its output with an observer of its own, which
-``convert_fx`` then drops. In static PTQ that observer is unused; in QAT its fake-quant rounds
-the pooled tensor a second time, on a grid the shipped model never uses (light at step 0: mean
-absolute output difference 0.009 between the fake-quant and the int8 model, PSNR 24.00 against
-23.98 dB on synth). Why the pool has its own: FX shares a pool's output observer with its
-input, but the pool input is also a skip connection into a decoder ``torch.cat``, whose inputs
-and output FX then give one shared observer, which leaves the pool output with the old one.
-Concatenations need nothing: int8's cat keeps that shared observer. Only 2-D max pools are
-handled (the only qparams-preserving op these models have); an output observer shared with
-other nodes is left alone.
-
-:func:`tie_pool_qparams` copies each pool input's observer state onto its output observer.
-Call it on a QAT model after calibration, before training. Static int8 needs nothing: convert
-drops those observers.
+In int8 a max pool keeps its input's scale and zero point, but the FX-prepared graph observes
+its output with an observer of its own, which ``convert_fx`` drops; in QAT its fake-quant would
+round the pooled tensor a second time. :func:`tie_pool_qparams` copies each pool input's
+observer state onto its output observer: call it on a QAT model after calibration, before
+training (static int8 needs nothing). Only 2-D max pools are handled; an output observer
+shared with other nodes is left alone. Why: docs/quantization.md, "Design notes".
 """
 
 from __future__ import annotations
