@@ -152,3 +152,15 @@ def test_parsing_every_command_imports_no_torch() -> None:
     for argv, module in _PARSES:
         assert outcomes[" ".join(argv)] == f"lowbench.cli.{module}", argv
     assert outcomes[" ".join(bad)].startswith("error ") and "nope" in outcomes[" ".join(bad)]
+
+
+def test_a_reader_that_leaves_gets_no_traceback() -> None:
+    """`lowbench list quants | head -0`: stdout closed before lowbench writes -> exit 141 (as
+    SIGPIPE tools do), nothing on stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "lowbench", "list", "quants"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader leaves before lowbench (still importing) writes
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert proc.returncode == 141, err
+    assert err == ""

@@ -9,6 +9,7 @@ Errors caused by the user's input are one line on stderr, exit code 2, no traceb
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import warnings
@@ -148,3 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lowbench: interrupted; nothing half-written was kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout left (`lowbench list quants | head`): as other Unix tools, stop
+        # quietly; stdout goes to devnull so the interpreter's final flush does not fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
