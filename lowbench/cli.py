@@ -41,8 +41,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                            headers="keys"))
         return 0
     if args.what == "models":
-        from lowbench.model_table import model_rows
-        from lowbench.models import MODEL_NAMES
+        from lowbench.models.registry import MODEL_NAMES
+        from lowbench.models.table import model_rows
 
         rows = model_rows(MODEL_NAMES, packed_hw=(256, 256))
         if args.json:
@@ -154,7 +154,7 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of every subcommand (each has --help, every option a help text that
     shows its default)."""
-    from lowbench.names import parse_learned_model, parse_quant
+    from lowbench.models.registry import parse_learned_model, parse_quant
 
     p = Parser(
         prog="lowbench",
@@ -293,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if isinstance(getattr(args, "model", None), str) and isinstance(
                 getattr(args, "quant", None), str):
-            from lowbench.names import check_combination
+            from lowbench.models.registry import check_combination
 
             check_combination(args.model, args.quant)
         return int(args.func(args) or 0)

@@ -8,7 +8,7 @@ import argparse
 def add_evaluate_args(p: argparse.ArgumentParser) -> None:
     """Add every `lowbench evaluate` option to ``p``."""
     from lowbench.argtypes import nonnegative_float, positive_int
-    from lowbench.names import parse_model, parse_quant
+    from lowbench.models.registry import parse_model, parse_quant
 
     p.add_argument("--model", required=True, type=parse_model,
                    help="model name (see `lowbench list models`)")

@@ -35,6 +35,7 @@ from lowbench import raw as rawpipe
 from lowbench.errors import LowbenchError
 from lowbench.measure.latency import StageTimer, measure_latency, set_threads
 from lowbench.metrics import psnr, ssim
+from lowbench.models.registry import check_combination
 from lowbench.provenance import checkpoint_identity, portable_calibration, portable_command
 from lowbench.record import SCHEMA_VERSION
 from lowbench.tasks import (
@@ -46,7 +47,7 @@ from lowbench.tasks import (
     load_truth,
     packed_input,
 )
-from lowbench.variants import Variant, build_variant, check_combination
+from lowbench.variants import Variant, build_variant
 
 #: Stages of one end-to-end image, in order (mean ms of each is reported).
 STAGES = ("decode", "pack", "forward", "postprocess")

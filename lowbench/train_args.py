@@ -8,7 +8,7 @@ import argparse
 def add_train_args(p: argparse.ArgumentParser) -> None:
     """Add every `lowbench train` option to ``p``."""
     from lowbench.argtypes import nonnegative_int, positive_float, positive_int
-    from lowbench.names import parse_learned_model
+    from lowbench.models.registry import parse_learned_model
 
     p.add_argument("--model", required=True, type=parse_learned_model,
                    help="learned model to train (see `lowbench list models`)")

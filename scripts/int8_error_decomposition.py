@@ -32,7 +32,7 @@ from tabulate import tabulate
 
 from lowbench.harness import EvalConfig, Session
 from lowbench.metrics import mean_psnr, mse_decomposition, quantize_8bit
-from lowbench.names import LEARNED_MODELS, MODEL_NAMES
+from lowbench.models.registry import LEARNED_MODELS, MODEL_NAMES
 from lowbench.tasks import Pair, get_task, load_truth
 from lowbench.train import held_out_scenes
 

@@ -13,7 +13,6 @@ from torch import nn
 
 import lowbench.checkpoint as ckpt
 from lowbench.checkpoint import (
-    detect_architecture,
     load_checkpoint,
     load_into,
     save_checkpoint,
@@ -21,7 +20,8 @@ from lowbench.checkpoint import (
     shipped_qat_checkpoint_path,
 )
 from lowbench.errors import CheckpointError, LowbenchError
-from lowbench.models import build
+from lowbench.models.registry import build
+from lowbench.pth import detect_architecture
 
 META = {
     "recipe": {"lr": 1e-4, "epochs": 2},

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from lowbench.errors import LowbenchError, VariantError
-from lowbench.models import LEARNED_MODELS, MODEL_NAMES, build, build_core, describe
 from lowbench.models.complexity import (
     count_macs,
     count_params,
@@ -21,6 +20,7 @@ from lowbench.models.complexity import (
     serialized_size_bytes,
 )
 from lowbench.models.fire import Fire
+from lowbench.models.registry import LEARNED_MODELS, MODEL_NAMES, build, build_core, describe
 from lowbench.models.unet import PaddedModel, SeparableConv2d, UNet, pad_to_multiple
 
 EXPECTED_PARAMS = {"sid": 7_760_748, "light": 4_285_676, "lighter": 1_513_812}
