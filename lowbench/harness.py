@@ -274,8 +274,8 @@ class Session:
         """Parameters (count), MACs at the task's input, serialized size (bytes) of the variant
         as deployed, and the static memory estimate (MiB)."""
         from lowbench.measure.static_memory import static_estimate
-        from lowbench.models import build
         from lowbench.models.complexity import count_macs, count_params, serialized_size_bytes
+        from lowbench.models.registry import build
 
         if self.is_libraw:
             return {"params": 0, "macs": 0, "size_bytes": None,

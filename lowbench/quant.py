@@ -97,8 +97,8 @@ from torch import nn
 
 from lowbench.digest import json_digest, weights_digest
 from lowbench.errors import CheckpointError, DataError, LowbenchError, VariantError
-from lowbench.models import build
 from lowbench.models.registry import QUANT_NAMES as QUANT_NAMES  # re-exported
+from lowbench.models.registry import build
 from lowbench.models.unet import PaddedModel
 from lowbench.paths import PACKAGE_DIR, cache_dir
 from lowbench.qparam_ties import tie_pool_qparams
