@@ -172,6 +172,12 @@ def _format_supported(version: str) -> bool:
         return False
 
 
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a ``.safetensors`` checkpoint, float or QAT: the one place this
+    module reads one (a storage codec of the tensors belongs here)."""
+    return read_tensors(path)
+
+
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """State dict (as stored) and metadata of a ``.safetensors`` checkpoint or SeeInDark
     ``.pth``; CheckpointError for a missing, unreadable or too new file."""
@@ -179,7 +185,7 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         raise CheckpointError(f"checkpoint not found: {path}; check the path")
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        state_dict, metadata = read_tensors(path)
+        state_dict, metadata = _read_safetensors(path)
     elif suffix in (".pth", ".pt"):
         state_dict = read_seeindark_pth(path)
         metadata = {key: "" for key in METADATA_KEYS}
@@ -311,7 +317,7 @@ def load_qat_checkpoint(path: str | Path, model_name: str) -> tuple[dict, dict[s
                               "`lowbench train --qat`); pass one of those")
     if not path.is_file():
         raise CheckpointError(f"QAT checkpoint not found: {path}; check the path")
-    state, meta = read_tensors(path)
+    state, meta = _read_safetensors(path)
     declared = meta.get("model")
     if declared and declared != model_name:
         raise CheckpointError(f"{path}: checkpoint is for model '{declared}', not "
