@@ -74,9 +74,9 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
              latency_budget_s: float = 2.0, latency_min_runs: int = 10) -> dict[str, Any]:
     """Measure one variant on one task, as ``lowbench evaluate`` does, and return its record.
 
-    ``model``/``quant``: see :func:`lowbench.names` (``lowbench list models|quants``); ``task``:
-    a task name or a task file (``my_task.yaml``); ``checkpoint``: a safetensors file (default:
-    the shipped reference weights); ``limit``: score only the first N pairs; ``threads``: torch
+    ``model``/``quant``: see :mod:`lowbench.models.registry` (``lowbench list models|quants``);
+    ``task``: a task name or a task file (``my_task.yaml``); ``checkpoint``: a safetensors file
+    (default: the shipped reference weights); ``limit``: score only the first N pairs; ``threads``: torch
     intra-op threads; ``memory``/``energy``: False skips the clean memory worker / the energy
     meter (their figures are then null with the reason); ``latency_budget_s`` (s) and
     ``latency_min_runs``: timed forward passes until both are reached. The record (schema
@@ -87,7 +87,7 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
     Raises LowbenchError for bad input (unknown model, quant, task or device; missing data).
     """
     from lowbench.fsutil import check_output_folder
-    from lowbench.names import check_combination, parse_model, parse_quant
+    from lowbench.models.registry import check_combination, parse_model, parse_quant
     from lowbench.paths import results_store
 
     parse_model(model)
@@ -148,7 +148,7 @@ def build_model(name: str, *, checkpoint: str | os.PathLike[str] | None = None,
     module maps packed raw ``(N, 4, h, w)`` in [0, 1] to sRGB ``(N, 3, 2h, 2w)``. Raises
     LowbenchError for an unknown name, VariantError for ``libraw`` (not a network)."""
     from lowbench.checkpoint import load_into, shipped_checkpoint_path
-    from lowbench.models import build
+    from lowbench.models.registry import build
 
     model = build(name)
     if checkpoint is not None:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lowbench.names import is_valid_combination
+from lowbench.models.registry import is_valid_combination
 from lowbench.record import RecordWarning
 
 #: asv benchmark (class.method) -> (lowbench metric, factor to lowbench's unit).

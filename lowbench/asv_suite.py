@@ -18,7 +18,7 @@ import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from lowbench.names import LIBRAW_QUANTS, MODEL_NAMES, QUANT_NAMES, is_valid_combination
+from lowbench.models.registry import LIBRAW_QUANTS, MODEL_NAMES, QUANT_NAMES, is_valid_combination
 
 if TYPE_CHECKING:
     from lowbench.harness import EvalConfig, Session

@@ -3,7 +3,7 @@
 The original project's PyTorch classes (``SeeInDark``, ``Light_SeeInDark``,
 ``Lighter_SeeInDark``, ``Light_SeeInDark_Rewrite``) name their layers as lowbench does, except
 the Rewrite form's split separable convs and ``module.`` prefixes; see
-:func:`lowbench.checkpoint.to_lowbench_keys`. The file is read with
+:func:`lowbench.pth.to_lowbench_keys`. The file is read with
 ``torch.load(weights_only=True)`` only; every parameter's shape and the parameter count are
 checked against the lowbench model before the ``.safetensors`` file is written atomically.
 """
@@ -16,19 +16,17 @@ from pathlib import Path
 import torch
 
 from lowbench import __version__
-from lowbench.checkpoint import (
-    ORIGINAL_ARCHITECTURES,
-    REWRITE_ARCHITECTURE,
-    parameter_shapes,
-    read_pth_state_dict,
-    save_checkpoint,
-    to_lowbench_keys,
-)
+from lowbench.checkpoint import save_checkpoint
 from lowbench.digest import sha256_file
 from lowbench.errors import CheckpointError
-from lowbench.models import LEARNED_MODELS, describe
+from lowbench.models.registry import CORE_PREFIX, LEARNED_MODELS, describe, parameter_shapes
+from lowbench.pth import (
+    ORIGINAL_ARCHITECTURES,
+    REWRITE_ARCHITECTURE,
+    read_pth_state_dict,
+    to_lowbench_keys,
+)
 
-_CORE_PREFIX = "core."
 _SHOWN = 3  # differences named per kind in a mismatch message
 
 
@@ -44,7 +42,7 @@ class Conversion:
 
 
 def _bare(key: str) -> str:
-    return key.removeprefix(_CORE_PREFIX)
+    return key.removeprefix(CORE_PREFIX)
 
 
 def _differences(state_dict: dict[str, torch.Tensor], model: str) -> str:

@@ -35,11 +35,12 @@ from lowbench import raw as rawpipe
 from lowbench.errors import LowbenchError
 from lowbench.measure.latency import StageTimer, measure_latency, set_threads
 from lowbench.metrics import psnr, ssim
+from lowbench.models.registry import check_combination
 from lowbench.pairs import Pair, check_pair, crop_box, load_truth, packed_input
 from lowbench.provenance import checkpoint_identity, portable_calibration, portable_command
 from lowbench.record import SCHEMA_VERSION
 from lowbench.tasks import Task, get_task
-from lowbench.variants import Variant, build_variant, check_combination
+from lowbench.variants import Variant, build_variant
 
 #: Stages of one end-to-end image, in order (mean ms of each is reported).
 STAGES = ("decode", "pack", "forward", "postprocess")
@@ -266,8 +267,8 @@ class Session:
         """Parameters (count), MACs at the task's input, serialized size (bytes) of the variant
         as deployed, and the static memory estimate (MiB)."""
         from lowbench.measure.static_memory import static_estimate
-        from lowbench.models import build
         from lowbench.models.complexity import count_macs, count_params, serialized_size_bytes
+        from lowbench.models.registry import build
 
         if self.is_libraw:
             return {"params": 0, "macs": 0, "size_bytes": None,

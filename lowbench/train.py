@@ -185,7 +185,7 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
     ``val_psnr_db`` in the summary and the checkpoint is the mean PSNR (dB) on the held-out scenes.
     """
     from lowbench.checkpoint import load_checkpoint, load_into, save_checkpoint
-    from lowbench.models import LEARNED_MODELS, build
+    from lowbench.models.registry import LEARNED_MODELS, build
     from lowbench.tasks import get_task
 
     if recipe.model not in LEARNED_MODELS:
@@ -331,7 +331,7 @@ def _float_start(model_name: str, init: str | None) -> Path:
 def _teacher(model_name: str, init: str | None) -> torch.nn.Module:
     """The frozen float model a distilling run matches: the run's float starting weights."""
     from lowbench.checkpoint import load_into
-    from lowbench.models import build
+    from lowbench.models.registry import build
 
     teacher = build(model_name)
     load_into(teacher, _float_start(model_name, init), model_name)

@@ -22,7 +22,7 @@ import os
 import subprocess
 import sys
 
-from lowbench.names import LEARNED_MODELS
+from lowbench.models.registry import LEARNED_MODELS
 
 #: Environment that makes FBGEMM, oneDNN and ATen dispatch their AVX2 (pre-VNNI) kernels.
 AVX2_ENV = {"FBGEMM_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2",

@@ -32,7 +32,7 @@ from tabulate import tabulate
 
 from lowbench.harness import EvalConfig, Session
 from lowbench.metrics import mean_psnr, mse_decomposition, quantize_8bit
-from lowbench.names import LEARNED_MODELS, MODEL_NAMES
+from lowbench.models.registry import LEARNED_MODELS, MODEL_NAMES
 from lowbench.pairs import Pair, load_truth
 from lowbench.tasks import get_task
 from lowbench.train import held_out_scenes

@@ -25,7 +25,7 @@ from tabulate import tabulate
 from lowbench.export import OnnxRuntimeModule, export_variant
 from lowbench.harness import EvalConfig, Session
 from lowbench.metrics import mean_psnr
-from lowbench.names import LEARNED_MODELS
+from lowbench.models.registry import LEARNED_MODELS
 from lowbench.pairs import load_truth
 
 

@@ -21,7 +21,7 @@ import copy
 
 import torch
 
-from lowbench.checkpoint import load_into, shipped_checkpoint_path
+from lowbench.checkpoint import load_into, load_qat_checkpoint, shipped_checkpoint_path
 from lowbench.harness import EvalConfig, Session
 from lowbench.metrics import mean_psnr
 from lowbench.models import build
@@ -30,7 +30,6 @@ from lowbench.quant.fx import convert
 from lowbench.quant.qat import (
     activation_fake_quants,
     calibrate_qat_ranges,
-    load_qat_checkpoint,
     prepare_qat_model,
 )
 

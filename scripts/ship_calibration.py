@@ -57,7 +57,7 @@ def ship(model_name: str) -> Path:
 
 
 def main() -> None:
-    from lowbench.names import LEARNED_MODELS
+    from lowbench.models.registry import LEARNED_MODELS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=list(LEARNED_MODELS),

@@ -13,7 +13,6 @@ from torch import nn
 
 import lowbench.checkpoint as ckpt
 from lowbench.checkpoint import (
-    detect_architecture,
     load_checkpoint,
     load_into,
     save_checkpoint,
@@ -21,7 +20,8 @@ from lowbench.checkpoint import (
     shipped_qat_checkpoint_path,
 )
 from lowbench.errors import CheckpointError, LowbenchError
-from lowbench.models import build
+from lowbench.models.registry import build
+from lowbench.pth import detect_architecture
 
 META = {
     "recipe": {"lr": 1e-4, "epochs": 2},
@@ -331,3 +331,58 @@ def test_shipped_dir_is_inside_the_package() -> None:
     import lowbench
 
     assert ckpt._CHECKPOINT_DIR == Path(lowbench.__file__).resolve().parent / "checkpoints"
+
+
+# --- resolve_checkpoint: the variant's one place for weights --------------------------------
+
+
+def test_resolve_checkpoint_loads_a_user_file_into_the_model(tmp_path: Path, light) -> None:
+    from lowbench.checkpoint import resolve_checkpoint
+    from lowbench.digest import sha256_file
+    from lowbench.models.registry import get_model
+
+    path = save_checkpoint(tmp_path / "l.safetensors", "light", light.state_dict(), META)
+    model = _fresh("light")
+    assert not _same_outputs(model, light)
+    weights = resolve_checkpoint(get_model("light"), path, into=model)
+    assert _same_outputs(model, light)
+    assert (weights.path, weights.source, weights.qat) == (path, "user", False)
+    assert weights.sha256 == sha256_file(path) and weights.metadata["model"] == "light"
+    with pytest.raises(CheckpointError, match="not 'sid'.*pass --model light"):
+        resolve_checkpoint(get_model("sid"), path, into=_fresh("sid"))
+    with pytest.raises(CheckpointError, match="do not fit model 'light' .they fit no regis"):
+        resolve_checkpoint(get_model("light"), _one_short(tmp_path, light), into=_fresh("light"))
+
+
+def _one_short(tmp_path: Path, light: nn.Module) -> Path:
+    """light's weights less one tensor, in a file whose metadata names no model."""
+    from lowbench.tensorfile import write_tensors
+
+    state = dict(light.state_dict())
+    del state["core.conv10_1.bias"]
+    return write_tensors(tmp_path / "anon.safetensors", state, {"format_version": "1"})
+
+
+def test_resolve_checkpoint_shipped_and_qat(tmp_path: Path, light, monkeypatch) -> None:
+    from lowbench.checkpoint import resolve_checkpoint
+    from lowbench.errors import VariantError
+    from lowbench.models.registry import get_model
+
+    observer = "core.activation_post_process_0.scale"
+    qat_state = {**light.state_dict(), observer: torch.tensor([0.5])}
+    qat_meta = {**META, "recipe": {"qat": True}}
+    save_checkpoint(tmp_path / "light-qat.safetensors", "light", qat_state, qat_meta)
+    save_checkpoint(tmp_path / "light.safetensors", "light", light.state_dict(), META)
+    monkeypatch.setattr(ckpt, "_CHECKPOINT_DIR", tmp_path)
+    spec = get_model("light")
+    shipped = resolve_checkpoint(spec, into=_fresh("light"))
+    assert (shipped.path, shipped.source) == (tmp_path / "light.safetensors", "shipped")
+    qat = resolve_checkpoint(spec, qat=True)
+    assert qat.qat and qat.source == "shipped" and observer in qat.state_dict
+    model = _fresh("light")
+    as_float = resolve_checkpoint(spec, tmp_path / "light-qat.safetensors", into=model)
+    assert as_float.qat and observer not in as_float.state_dict and _same_outputs(model, light)
+    with pytest.raises(VariantError, match="no QAT checkpoint for sid.*--qat --out"):
+        resolve_checkpoint(get_model("sid"), qat=True)
+    with pytest.raises(CheckpointError, match="no shipped checkpoint for sid"):
+        resolve_checkpoint(get_model("sid"), into=_fresh("sid"))

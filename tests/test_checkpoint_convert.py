@@ -19,11 +19,12 @@ from quant_fixtures import TINY_CALIBRATION
 from safetensors import safe_open
 from torch import nn
 
-from lowbench.checkpoint import detect_architecture, load_checkpoint
+from lowbench.checkpoint import load_checkpoint
 from lowbench.convert import convert_checkpoint
 from lowbench.digest import sha256_file
 from lowbench.errors import CheckpointError
-from lowbench.models import build, describe
+from lowbench.models.registry import build, describe
+from lowbench.pth import detect_architecture
 from lowbench.variants import QAT_FLOAT_NOTE, build_variant
 
 REPO = Path(__file__).resolve().parents[1]

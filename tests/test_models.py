@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from lowbench.errors import LowbenchError, VariantError
-from lowbench.models import LEARNED_MODELS, MODEL_NAMES, build, build_core, describe
 from lowbench.models.complexity import (
     count_macs,
     count_params,
@@ -21,6 +20,7 @@ from lowbench.models.complexity import (
     serialized_size_bytes,
 )
 from lowbench.models.fire import Fire
+from lowbench.models.registry import LEARNED_MODELS, MODEL_NAMES, build, build_core, describe
 from lowbench.models.unet import PaddedModel, SeparableConv2d, UNet, pad_to_multiple
 
 EXPECTED_PARAMS = {"sid": 7_760_748, "light": 4_285_676, "lighter": 1_513_812}
@@ -311,3 +311,73 @@ def test_list_models_cli_json_is_the_registry() -> None:
     assert rows["lighter"]["params"] == 1_513_812
     assert abs(rows["sid"]["macs"] / 1e9 - 12.11) < 0.01
     assert rows["fire"]["macs"] < rows["light"]["macs"] and rows["libraw"]["params"] == 0
+
+
+# --- the one registry -------------------------------------------------------------------------
+
+
+def test_registry_imports_no_torch() -> None:
+    """The command line and the asv suite read names from the registry before torch loads."""
+    import subprocess
+    import sys
+
+    code = ("import sys, lowbench.models, lowbench.models.registry as r; "
+            "r.parse_model('fire'); r.check_combination('libraw', 'fp32'); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_registry_metadata_matches_the_package() -> None:
+    from pathlib import Path
+
+    import lowbench
+    from lowbench.models import fire as fire_module
+    from lowbench.models.registry import FIRE_SQUEEZE_RATIO, get_model
+    from lowbench.site.model import MODEL_ORDER, QUANT_ORDER
+
+    shipped = Path(lowbench.__file__).resolve().parent / "checkpoints"
+    for name in LEARNED_MODELS:
+        spec = get_model(name)
+        assert spec.learned and (shipped / spec.checkpoint).is_file()
+        assert (shipped / spec.qat_checkpoint).is_file()
+    libraw = get_model("libraw")
+    assert not libraw.learned and libraw.checkpoint is None and libraw.family == "baseline"
+    assert [get_model(n).original_architecture for n in LEARNED_MODELS] == [
+        "SeeInDark", "Light_SeeInDark", "Lighter_SeeInDark", None]
+    assert {get_model(n).family for n in ("sid", "light", "lighter")} == {"sid-unet"}
+    assert FIRE_SQUEEZE_RATIO == fire_module.SQUEEZE_RATIO
+    assert f"squeeze ratio {FIRE_SQUEEZE_RATIO}" in describe("fire")["description"]
+    assert MODEL_ORDER == MODEL_NAMES and QUANT_ORDER == ("fp32", "fp16", "dynamic", "static",
+                                                          "qat")
+
+
+def test_check_combination_names_the_problem() -> None:
+    from lowbench.models.registry import check_combination, is_valid_combination
+
+    assert check_combination("light", "qat").name == "light"
+    assert check_combination("libraw", "fp32").name == "libraw"
+    with pytest.raises(VariantError, match="'libraw' cannot take quant 'static'"):
+        check_combination("libraw", "static")
+    with pytest.raises(LowbenchError, match="unknown quant 'int4'"):
+        check_combination("sid", "int4")
+    with pytest.raises(LowbenchError, match="unknown model 'unet'"):
+        check_combination("unet", "int4")  # the model is judged first
+    assert not is_valid_combination("libraw", "qat")
+    assert is_valid_combination("fire", "qat") and is_valid_combination("nope", "qat")
+
+
+def test_parameter_shapes_and_fits_tell_models_apart() -> None:
+    from lowbench.models.registry import fits, parameter_shapes
+
+    light, lighter = parameter_shapes("light"), parameter_shapes("lighter")
+    assert light["core.conv1_2.depthwise.weight"] == (32, 1, 3, 3)
+    assert light["core.conv1_1.weight"] == (32, 4, 3, 3)  # convK_1 stays plain in light
+    assert "core.conv1_1.depthwise.weight" in lighter
+    state = {k: torch.zeros(s) for k, s in light.items()}
+    assert fits(state, "light") and not fits(state, "lighter") and not fits(state, "sid")
+    extra = {**state, "core.activation_post_process_0.scale": torch.ones(1)}
+    assert not fits(extra, "light") and fits(extra, "light", extra=True)
+    state["core.conv1_1.weight"] = torch.zeros(32, 4, 1, 1)  # right key, wrong shape
+    assert not fits(state, "light", extra=True)

@@ -12,7 +12,7 @@ import pytest
 
 from lowbench.checkpoint import shipped_checkpoint_path
 from lowbench.harness import EvalConfig, Session
-from lowbench.names import LEARNED_MODELS
+from lowbench.models.registry import LEARNED_MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 #: issue "Model zoo": every shipped model beats LibRaw by at least this on synth (dB)

@@ -13,7 +13,7 @@ from quant_fixtures import TINY_CALIBRATION as TINY
 from lowbench.checkpoint import save_checkpoint
 from lowbench.errors import CheckpointError, DataError, LowbenchError, VariantError
 from lowbench.models import LEARNED_MODELS, build
-from lowbench.names import QUANT_NAMES
+from lowbench.models.registry import QUANT_NAMES
 from lowbench.quant import calibrate, fx, observers, recipes, report
 from lowbench.quant.qat import prepare_qat_model
 from lowbench.variants import build_variant

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lowbench.cli.argtypes import nonnegative_float, positive_int
 from lowbench.errors import LowbenchError
-from lowbench.names import parse_model, parse_quant
+from lowbench.models.registry import parse_model, parse_quant
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from lowbench.errors import LowbenchError, VariantError
-from lowbench.names import parse_learned_model, parse_quant
+from lowbench.models.registry import parse_learned_model, parse_quant
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
                            headers="keys"))
         return 0
     if args.what == "models":
-        from lowbench.model_table import model_rows
-        from lowbench.models import MODEL_NAMES
+        from lowbench.models.registry import MODEL_NAMES
+        from lowbench.models.table import model_rows
 
         rows = model_rows(MODEL_NAMES, packed_hw=(256, 256))
         if args.json:

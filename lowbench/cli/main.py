@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if isinstance(getattr(args, "model", None), str) and isinstance(
                 getattr(args, "quant", None), str):
-            from lowbench.names import check_combination
+            from lowbench.models.registry import check_combination
 
             check_combination(args.model, args.quant)
         return int(args.func(args) or 0)

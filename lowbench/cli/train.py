@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lowbench.cli.argtypes import nonnegative_int, positive_float, positive_int
 from lowbench.errors import LowbenchError
-from lowbench.names import parse_learned_model
+from lowbench.models.registry import parse_learned_model
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

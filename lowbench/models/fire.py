@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lowbench.models.unet import LEAKY_SLOPE, ConvFactory, UNet
+from lowbench.models.unet import LEAKY_SLOPE, ConvFactory, PaddedModel, UNet
 
 #: Squeeze channels = ``SQUEEZE_RATIO`` x output (= expand) channels. See :func:`fire_factory`.
 SQUEEZE_RATIO = 0.25
@@ -89,3 +89,9 @@ def build_fire_core(squeeze_ratio: float = SQUEEZE_RATIO) -> UNet:
     """Build the ``fire`` U-Net body (input height and width must be multiples of 16), with
     He init (:func:`he_init_`)."""
     return he_init_(UNet(fire_factory(squeeze_ratio)))
+
+
+def build_fire(squeeze_ratio: float = SQUEEZE_RATIO) -> PaddedModel:
+    """The padded ``fire`` model (:func:`build_fire_core` in a
+    :class:`~lowbench.models.unet.PaddedModel`), in train mode."""
+    return PaddedModel(build_fire_core(squeeze_ratio))

@@ -163,3 +163,10 @@ class PaddedModel(nn.Module):
         out_w = x.shape[-1] * self.scale
         y = self.core(pad_to_multiple(x, self.multiple))
         return y[:, :, :out_h, :out_w]
+
+
+def build_unet(separable_positions: Collection[int]) -> PaddedModel:
+    """The padded SID U-Net whose stage convs at ``separable_positions`` are depthwise-separable
+    (:func:`conv_factory`: ``sid`` ``()``, ``light`` ``(2,)``, ``lighter`` ``(1, 2)``), with
+    fresh (PyTorch default) weights, in train mode."""
+    return PaddedModel(UNet(conv_factory(separable_positions)))

@@ -21,7 +21,7 @@ from torch import nn
 from torch.ao.quantization.fake_quantize import FakeQuantize
 
 from lowbench.errors import CheckpointError, LowbenchError
-from lowbench.models import build
+from lowbench.models.registry import build
 from lowbench.models.unet import PaddedModel
 from lowbench.quant.calibrate import DEFAULT_CALIBRATION, calibration_crops, calibration_summary
 from lowbench.quant.fx import (
@@ -34,7 +34,6 @@ from lowbench.quant.fx import (
 )
 from lowbench.quant.observers import observe
 from lowbench.quant.ties import tie_pool_qparams
-from lowbench.tensorfile import read_tensors
 
 #: Version of the QAT fake-quant numerics a checkpoint is trained with, stored in its metadata
 #: (2: weight grid, activation clamp and pool qparams as the converted int8 model has them).
@@ -172,27 +171,6 @@ def calibrate_qat_ranges(model: nn.Module, task: str, data_root: str | Path | No
     frozen = calibrate_qat(model, crops, settings.batch)
     return {**calibration_summary(task, crops, pair_ids, settings),
             "frozen_activation_ranges": frozen}
-
-
-def load_qat_checkpoint(path: str | Path, model_name: str) -> tuple[dict, dict[str, str]]:
-    """Read a QAT checkpoint (``.safetensors`` only, never pickle): (state dict, metadata).
-
-    Floating tensors are returned as float32. Raises CheckpointError for another file type, an
-    unreadable file, or metadata naming another model.
-    """
-    path = Path(path)
-    if path.suffix.lower() != ".safetensors":
-        raise CheckpointError(f"{path}: QAT checkpoints are .safetensors files (written by "
-                              "`lowbench train --qat`); pass one of those")
-    if not path.is_file():
-        raise CheckpointError(f"QAT checkpoint not found: {path}; check the path")
-    state, meta = read_tensors(path)
-    declared = meta.get("model")
-    if declared and declared != model_name:
-        raise CheckpointError(f"{path}: checkpoint is for model '{declared}', not "
-                              f"'{model_name}'; pass --model {declared} or a '{model_name}' one")
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    return state, meta
 
 
 def qat_numerics(meta: dict[str, str], recipe: dict[str, Any]) -> str:

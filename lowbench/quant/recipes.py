@@ -253,5 +253,5 @@ QUANT_DESCRIPTIONS: dict[str, str] = {name: r.description for name, r in RECIPES
 
 def apply_recipe(quant_name: str, given: RecipeInput) -> tuple[nn.Module | None, dict[str, Any]]:
     """Apply the recipe ``quant_name`` of :data:`RECIPES` to ``given``: (module or None, info).
-    Raises KeyError for an unknown name (check it with ``lowbench.names`` first)."""
+    Raises KeyError for an unknown name (check it with ``lowbench.models.registry`` first)."""
     return RECIPES[quant_name].build(given)

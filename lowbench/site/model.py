@@ -16,12 +16,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from lowbench.models.registry import MODEL_NAMES, QUANT_NAMES
 from lowbench.results import REFERENCE, is_complete
 from lowbench.units import format_mib
 
-#: Natural order of models and quantizations (others follow, alphabetically).
-MODEL_ORDER = ("sid", "light", "lighter", "fire", "libraw")
-QUANT_ORDER = ("fp32", "fp16", "dynamic", "static", "qat")
+#: Natural order of models and quantizations (others follow, alphabetically): the registry's.
+MODEL_ORDER, QUANT_ORDER = MODEL_NAMES, QUANT_NAMES
 #: Hook for the fast-preprocessing ablation: a row whose ``preprocess`` column is set (e.g.
 #: "fast") is a distinct variant; rows without it use the reference preprocessing.
 PREPROCESS_FIELD = "preprocess"
