@@ -76,16 +76,15 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
 
     ``model``/``quant``: see :mod:`lowbench.models.registry` (``lowbench list models|quants``);
     ``task``: a task name or a task file (``my_task.yaml``); ``checkpoint``: a safetensors file
-    (default: the shipped reference weights); ``limit``: score only the first N pairs; ``threads``: torch
-    intra-op threads; ``memory``/``energy``: False skips the clean memory worker / the energy
+    (default: the shipped reference weights); ``limit``: score only the first N pairs; ``threads``:
+    torch intra-op threads; ``memory``/``energy``: False skips the clean memory worker / the energy
     meter (their figures are then null with the reason); ``latency_budget_s`` (s) and
     ``latency_min_runs``: timed forward passes until both are reached. The record (schema
-    ``lowbench/schema/record-v1.json``; units in key names: ms, MiB, mJ, dB) is written
-    atomically with its gallery PNGs into ``out`` (default: the user results store,
-    ``$LOWBENCH_RESULTS``, as the command line) and returned; ``record["status"]`` is ``ok``,
-    ``failed`` (NaN/Inf output) or ``unsupported`` (with ``record["failure"]["reason"]``).
-    Raises LowbenchError for bad input (unknown model, quant, task or device; missing data).
-    """
+    ``lowbench/schema/record-v1.json``; units in key names: ms, MiB, mJ, dB) is written atomically
+    with its gallery PNGs into ``out`` (default: the user results store, ``$LOWBENCH_RESULTS``, as
+    the command line) and returned; ``record["status"]`` is ``ok``, ``failed`` (NaN/Inf output) or
+    ``unsupported`` (with ``record["failure"]["reason"]``). Raises LowbenchError for bad input
+    (unknown model, quant, task or device; missing data)."""
     from lowbench.fsutil import check_output_folder
     from lowbench.models.registry import check_combination, parse_model, parse_quant
     from lowbench.paths import results_store
