@@ -317,12 +317,12 @@ def all_tasks() -> list[Task]:
 def get_task(name: str | Path) -> Task:
     """The standard task called ``name``, or the task of the YAML file ``name``
     (:func:`load_task_file`); else a :class:`LowbenchError` listing the valid names."""
-    tasks = {t.name: t for t in all_tasks()}
-    if str(name) in tasks:
-        return tasks[str(name)]
+    specs = {s["name"]: s for s in load_manifest()["tasks"]}
+    if str(name) in specs:
+        return _task_from_spec(specs[str(name)])
     if is_task_file(name) or Path(name).is_file():
         return load_task_file(name)
-    raise LowbenchError(f"unknown task {str(name)!r}; valid tasks: {', '.join(tasks)}, or a "
+    raise LowbenchError(f"unknown task {str(name)!r}; valid tasks: {', '.join(specs)}, or a "
                         "task file my_task.yaml (see docs/tasks.md)")
 
 

@@ -194,7 +194,7 @@ def calibrated_static(model: PaddedModel, model_name: str, engine: str, *,
     key = static_calibration_key(prepared, model, model_name, weights_id=weights_id,
                                  calibration_task=cal_name, engine=engine, settings=settings)
     path = cache_path(key)
-    shipped = shipped_calibration_path(key)
+    shipped = SHIPPED_CALIBRATION_DIR / path.name  # shipped_calibration_path(key), one digest
     places = ([("shipped", shipped)] if use_shipped else []) + [("cache", path)]
     source, calibration = "calibrated", None
     for name, where in places:

@@ -25,7 +25,7 @@ from lowbench.models.unet import PaddedModel
 from lowbench.quant.calibrate import DEFAULT_CALIBRATION, CalibrationSettings, calibrated_static
 from lowbench.quant.fx import convert, quiet_ao, use_engine
 from lowbench.quant.qat import convert_qat
-from lowbench.quant.report import cpu_only, float_layers_note, int8_layers, quant_info
+from lowbench.quant.report import cpu_only, int8_layers, quant_info
 
 _WHY_STATIC = "the int8 transposed conv of engine '{engine}' gives wrong results in this PyTorch"
 _WHY_QAT = "QAT keeps them float on every engine so checkpoints fit all engines"
@@ -171,8 +171,7 @@ def build_static(
         settings=settings, use_shipped=use_shipped)
     module = PaddedModel(convert(prepared), model.multiple, model.scale).eval()
     return module, quant_info(engine=engine, calibration=calibration, dtype="int8",
-                              note=float_layers_note(module, _WHY_STATIC.format(engine=engine)),
-                              **int8_layers(module))
+                              **int8_layers(module, _WHY_STATIC.format(engine=engine)))
 
 
 def build_qat(
@@ -194,7 +193,7 @@ def build_qat(
     module, engine, calibration = convert_qat(model_name, state_dict, source=source,
                                               metadata=metadata or {})
     return module, quant_info(engine=engine, dtype="int8", calibration=calibration,
-                              note=float_layers_note(module, _WHY_QAT), **int8_layers(module))
+                              **int8_layers(module, _WHY_QAT))
 
 
 # -- the table --------------------------------------------------------------------------------

@@ -52,19 +52,24 @@ def count_quantized_layers(module: nn.Module) -> int:
     return sum(quantized_layer_types(module).values())
 
 
-def int8_layers(module: nn.Module) -> dict[str, Any]:
-    """The layer-count keys of :func:`quant_info` for ``module``: quantized_layers,
-    quantized_layer_types, quantized_nothing, weight_only_int8_layers."""
+def int8_layers(module: nn.Module, why_float: str | None = None) -> dict[str, Any]:
+    """The layer keys of :func:`quant_info` for ``module``: quantized_layers,
+    quantized_layer_types, quantized_nothing, weight_only_int8_layers and, with ``why_float``
+    (why its transposed convs compute in float32 from int8 weights), the record's ``note`` on
+    them (None when it has none)."""
     types = quantized_layer_types(module)
     n = sum(types.values())
-    return {"quantized_layers": n, "quantized_layer_types": types, "quantized_nothing": n == 0,
-            "weight_only_int8_layers": count_weight_only_int8(module)}
+    weight_only = count_weight_only_int8(module)
+    layers = {"quantized_layers": n, "quantized_layer_types": types, "quantized_nothing": n == 0,
+              "weight_only_int8_layers": weight_only}
+    if why_float is not None:
+        layers["note"] = float_layers_note(weight_only, why_float)
+    return layers
 
 
-def float_layers_note(module: nn.Module, why: str) -> str | None:
-    """The record's note on the transposed convs ``module`` computes in float32 from int8
-    weights (``why`` says why); None if it has none."""
-    n = count_weight_only_int8(module)
+def float_layers_note(n: int, why: str) -> str | None:
+    """The record's note on ``n`` transposed convs computed in float32 from int8 weights
+    (``why`` says why); None when ``n`` is 0."""
     if n == 0:
         return None
     # the text records store: it still names the module by its old path, so the published
