@@ -253,3 +253,36 @@ def test_pickle_checkpoint_is_refused_without_unpickling(tmp_path: Path) -> None
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     proc = lowbench("--debug", "evaluate", "--model", "unet9", "--out", str(tmp_path))
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+# -- the Session seam: the variant is a parameter ------------------------------------------------
+class _Grey(torch.nn.Module):
+    """A stand-in network: mid-grey (0.25, 0.5, 0.75 per channel) at the output size."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        grey = torch.tensor([0.25, 0.5, 0.75]).view(1, 3, 1, 1)
+        return grey.expand(n, 3, 2 * h, 2 * w).contiguous()
+
+
+def test_session_measures_the_variant_it_is_given() -> None:
+    """``Session(cfg, variant)`` runs the given variant's module through the task's decode,
+    packing and metrics (no variant is built from ``cfg``); one of another model is refused."""
+    from lowbench.errors import LowbenchError
+    from lowbench.harness.session import EvalConfig, Session
+    from lowbench.variants import Variant
+
+    cfg = EvalConfig(model="lighter", limit=2, threads=1, memory=False, energy=False,
+                     gallery=False, command=[])
+    variant = Variant("lighter", "fp32", _Grey(), {"note": "a test stand-in"})
+    session = Session(cfg, variant)
+    assert session.variant is variant and session.supported
+    per_pair = session.run_quality()["quality"]["per_pair"]
+    assert [p["pair"] for p in per_pair] == [p.pair_id for p in session.pairs]
+    for pair, entry in zip(session.pairs, per_pair, strict=True):
+        gt = load_truth(pair)
+        grey = np.broadcast_to(np.array([0.25, 0.5, 0.75], np.float32), gt.shape)
+        assert entry["psnr_db"] == pytest.approx(psnr(grey, gt), abs=1e-9)
+        assert entry["ssim"] == pytest.approx(ssim(grey, gt), abs=1e-9)
+    with pytest.raises(LowbenchError, match="'sid'.*'lighter'"):
+        Session(cfg, Variant("sid", "fp32", _Grey()))
