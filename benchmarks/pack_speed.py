@@ -24,7 +24,7 @@ def main() -> int:
     ap.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
     args = ap.parse_args()
     if args.numpy_only:
-        rawpipe._HAVE_NUMBA = False
+        rawpipe.HAVE_NUMBA = False
     import os
 
     res = compare(budget_s=args.budget_s)

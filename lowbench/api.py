@@ -108,8 +108,8 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
     root = None if data_root is None else os.fspath(data_root)
     folder = check_output_folder(results_store() if out is None else Path(out), option="out")
 
-    from lowbench.harness import EvalConfig
-    from lowbench.harness import evaluate as run_harness
+    from lowbench.harness.evaluate import evaluate as run_harness
+    from lowbench.harness.session import EvalConfig
     from lowbench.record import write_record
 
     cfg = EvalConfig(model=model, quant=quant, task=task, data_root=root, checkpoint=ckpt,

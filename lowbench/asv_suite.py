@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from lowbench.models.registry import LIBRAW_QUANTS, MODEL_NAMES, QUANT_NAMES, is_valid_combination
 
 if TYPE_CHECKING:
-    from lowbench.harness import EvalConfig, Session
+    from lowbench.harness.session import EvalConfig, Session
 
 
 def _subset(env: str, names: tuple[str, ...]) -> list[str]:
@@ -47,7 +47,7 @@ def _threads() -> int | None:
 def config(model: str, quant: str) -> EvalConfig:
     """The harness configuration asv uses: the task's full pairs, default threads
     (``LOWBENCH_THREADS`` overrides), tegrastats auto-detected, 1 s idle baseline."""
-    from lowbench.harness import EvalConfig
+    from lowbench.harness.session import EvalConfig
 
     return EvalConfig(model=model, quant=quant, task=TASK,
                       data_root=os.environ.get("LOWBENCH_ASV_DATA_ROOT"), threads=_threads(),
@@ -60,7 +60,7 @@ def session(model: str, quant: str) -> Session:
     when the combination cannot run here, with the reason."""
     require_valid_combination(model, quant)  # before the harness (and torch) is imported
     from lowbench.errors import LowbenchError
-    from lowbench.harness import Session
+    from lowbench.harness.session import Session
 
     try:
         s = Session(config(model, quant))
@@ -82,7 +82,7 @@ def require_valid_combination(model: str, quant: str) -> None:
 def measure_all() -> dict[str, dict[str, Any]]:
     """Quality, size and memory of every variant that runs here, keyed "model/quant"
     (dB, bytes, MiB, mJ as in a record). Skipped variants are absent."""
-    from lowbench.harness import measure_memory
+    from lowbench.harness.worker import measure_memory
 
     out: dict[str, dict[str, Any]] = {}
     for model in MODELS:
@@ -117,7 +117,7 @@ def lookup(cache_: dict[str, dict[str, Any]], model: str, quant: str, *path: str
 
 def require_energy_meter() -> None:
     """NotImplementedError (asv skip) with the reason when no energy meter is present."""
-    from lowbench.energy.meter import select_meter
+    from lowbench.energy.select import select_meter
 
     meter, why = select_meter(os.environ.get("LOWBENCH_TEGRASTATS"), "cpu")
     if meter is None:

@@ -31,10 +31,10 @@ from lowbench.tiff import tiff_info
 try:  # optional compiled kernel; the numpy path below is always correct on its own
     import numba
 
-    _HAVE_NUMBA = True
+    HAVE_NUMBA = True
 except ImportError:  # pragma: no cover - depends on the environment
     numba = None
-    _HAVE_NUMBA = False
+    HAVE_NUMBA = False
 
 #: SID's channel order of the packed tensor.
 PACKED_ORDER = ("R", "G_red_row", "B", "G_blue_row")
@@ -184,7 +184,7 @@ def pack_mosaic(mosaic: np.ndarray, phase, blacks, scales) -> np.ndarray:
     """
     h2, w2 = mosaic.shape[0] // 2, mosaic.shape[1] // 2
     out = np.empty((4, h2, w2), dtype=np.float32)
-    if _HAVE_NUMBA and mosaic.dtype == np.uint16:
+    if HAVE_NUMBA and mosaic.dtype == np.uint16:
         offs = np.asarray(phase, dtype=np.int64)
         _pack_numba(mosaic, offs, np.asarray(blacks, np.float32), np.asarray(scales, np.float32),
                     out)
@@ -207,7 +207,7 @@ def _lut(black: float, scale: float) -> np.ndarray:
     return np.clip((values - np.float32(black)) * np.float32(scale), 0.0, 1.0).astype(np.float32)
 
 
-if _HAVE_NUMBA:
+if HAVE_NUMBA:
 
     @numba.njit(cache=True, parallel=True, fastmath=True)
     def _pack_numba(mosaic, offs, blacks, scales, out):  # pragma: no cover - compiled

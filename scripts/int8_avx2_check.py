@@ -33,7 +33,7 @@ def child(model: str, quant: str) -> None:
     """Print the variant's synth PSNR (dB) and the ATen CPU capability as one JSON line."""
     import torch
 
-    from lowbench.harness import EvalConfig, Session
+    from lowbench.harness.session import EvalConfig, Session
 
     session = Session(EvalConfig(model=model, quant=quant, memory=False, energy=False,
                                  gallery=False))

@@ -18,7 +18,7 @@ it raised PSNR) or along it. The table gives the means over pairs (squared 8-bit
 part of ``cross`` due to per-channel mean shifts alone, the mean shift itself (8-bit levels,
 R G B), the PSNR (dB) and the PSNR the variant would have with the cross term removed (dB):
 what rounding costs when it is not correlated with the model's error. Outputs come from the
-evaluation harness (`lowbench.harness.Session.process_pair`), so they are the ones `lowbench
+evaluation harness (`lowbench.harness.session.Session.process_pair`), so they are the ones `lowbench
 evaluate` scores.
 """
 
@@ -30,7 +30,7 @@ import math
 import numpy as np
 from tabulate import tabulate
 
-from lowbench.harness import EvalConfig, Session
+from lowbench.harness.session import EvalConfig, Session
 from lowbench.metrics import mean_psnr, mse_decomposition, quantize_8bit
 from lowbench.models.registry import LEARNED_MODELS, MODEL_NAMES
 from lowbench.pairs import Pair, load_truth

@@ -6,7 +6,7 @@ The Jetson path deploys the ONNX file (`lowbench export --format onnx`, then Ten
 onnxruntime), whose int8 graph (QuantizeLinear / DequantizeLinear) is computed by another
 runtime with its own rounding. For each variant this exports the ONNX file at the task's input
 size, runs it with onnxruntime (CPU) in place of the in-process module in the evaluation
-harness (`lowbench.harness.Session`: same decode, packing and metrics), and prints, on the
+harness (`lowbench.harness.session.Session`: same decode, packing and metrics), and prints, on the
 task (default synth): the PSNR (dB) against the ground truth of both, how close each is to the
 fp32 model's output (PSNR dB, mean over pairs), how close the two are to each other (PSNR dB),
 and their largest output difference after clipping to [0, 1] as the metrics do (sRGB units).
@@ -16,6 +16,7 @@ Scores use `lowbench.metrics.psnr` (the SID protocol), as `lowbench evaluate` do
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import numpy as np
 from tabulate import tabulate
 
 from lowbench.export import OnnxRuntimeModule, export_variant
-from lowbench.harness import EvalConfig, Session
+from lowbench.harness.session import EvalConfig, Session
 from lowbench.metrics import mean_psnr
 from lowbench.models.registry import LEARNED_MODELS
 from lowbench.pairs import load_truth
@@ -55,10 +56,10 @@ def rows(model: str, quants: list[str], task: str, limit: int | None) -> list[li
             path = export_variant(s.variant, "onnx", Path(tmp) / f"{model}-{quant}.onnx",
                                   size=h)
             in_process = reference if quant == "fp32" else [s.process_pair(p) for p in pairs]
-            module = s.variant.module
-            s.variant.module = OnnxRuntimeModule(path)  # the same harness, the file's forward
-            in_ort = [s.process_pair(p) for p in pairs]
-            s.variant.module = module
+            # the same harness (decode, packing, metrics) with the file's forward
+            ort = Session(s.cfg, dataclasses.replace(s.variant, module=OnnxRuntimeModule(path)),
+                          pairs=pairs)
+            in_ort = [ort.process_pair(p) for p in pairs]
             largest = max(float(np.abs(np.clip(a, 0, 1) - np.clip(b, 0, 1)).max())
                           for a, b in zip(in_ort, in_process, strict=True))
             torch_psnr, ort_psnr = mean_psnr(in_process, truths), mean_psnr(in_ort, truths)

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 
 import torch
 
 from lowbench.checkpoint import load_into, load_qat_checkpoint, shipped_checkpoint_path
-from lowbench.harness import EvalConfig, Session
+from lowbench.harness.session import EvalConfig, Session
 from lowbench.metrics import mean_psnr
 from lowbench.models import build
 from lowbench.models.unet import PaddedModel
@@ -47,6 +48,13 @@ def fake_quant_model(model: str, checkpoint: str | None) -> torch.nn.Module:
     return qat.eval()
 
 
+def with_module(session: Session, module: torch.nn.Module) -> Session:
+    """``session``'s pipeline (config, pairs, decode, packing, metrics) with ``module``'s
+    forward: a Session of the same variant whose module is ``module``."""
+    return Session(session.cfg, dataclasses.replace(session.variant, module=module),
+                   pairs=session.pairs)
+
+
 def ablate(model: str, fake: torch.nn.Module) -> None:
     """Print PSNR (dB) against the fp32 output on synth of the int8 conversion and of the
     fake-quant model with all / only weight / only activation fake-quants on."""
@@ -56,8 +64,8 @@ def ablate(model: str, fake: torch.nn.Module) -> None:
     reference = [session.process_pair(p) for p in session.pairs]
 
     def closeness(module: torch.nn.Module) -> float:
-        session.variant.module = module
-        return mean_psnr([session.process_pair(p) for p in session.pairs], reference)
+        s = with_module(session, module)
+        return mean_psnr([s.process_pair(p) for p in s.pairs], reference)
 
     int8 = PaddedModel(convert(copy.deepcopy(fake.core)), fake.multiple, fake.scale).eval()
     print(f"{model}: int8 conversion: {closeness(int8):.2f} dB from the fp32 output (synth mean)")
@@ -88,8 +96,7 @@ def main() -> int:
     session = Session(EvalConfig(model=args.model, memory=False, energy=False, gallery=False))
     psnr = {}
     for name, module in (("fake-quant", fake), ("int8", int8)):
-        session.variant.module = module  # the fp32 session's pipeline, this module's forward
-        psnr[name] = session.run_quality()["quality"]["psnr_db"]
+        psnr[name] = with_module(session, module).run_quality()["quality"]["psnr_db"]
     with torch.inference_mode():
         diff = (fake(session.example) - int8(session.example)).abs()
     where = args.checkpoint or "QAT step 0"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lowbench.asv_results import load_asv_rows
-from lowbench.harness import EvalConfig, Session
+from lowbench.harness.session import EvalConfig, Session
 from lowbench.results import direction
 
 REPO = Path(__file__).resolve().parents[1]

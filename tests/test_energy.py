@@ -13,22 +13,13 @@ from pathlib import Path
 
 import pytest
 
-import lowbench.energy.meter as meter_mod
 import lowbench.energy.rapl as rapl_mod
-from lowbench.energy import (
-    NO_METER_REASON,
-    MeterError,
-    NvmlMeter,
-    RaplMeter,
-    TegrastatsMeter,
-    measure_energy,
-    no_energy,
-    parse_tegrastats,
-    select_meter,
-)
-from lowbench.energy.meter import RESULT_KEYS
-from lowbench.energy.rapl import find_package_domains, probe_rapl, rapl_delta_uj
-from lowbench.energy.tegrastats import integrate_mw
+import lowbench.energy.select as select_mod
+from lowbench.energy.base import RESULT_KEYS, MeterError, measure_energy, no_energy
+from lowbench.energy.nvml import NvmlMeter
+from lowbench.energy.rapl import RaplMeter, find_package_domains, probe_rapl, rapl_delta_uj
+from lowbench.energy.select import NO_METER_REASON, select_meter
+from lowbench.energy.tegrastats import TegrastatsMeter, integrate_mw, parse_tegrastats
 from lowbench.errors import LowbenchError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -209,22 +200,85 @@ def test_tegrastats_meter_integrates_constant_power(constant_feed: Path) -> None
     assert window.source == "tegrastats:VDD_IN"
 
 
-def test_measure_energy_with_constant_feed(constant_feed: Path) -> None:
+def _schedule_energy_mj(powers: list[float], period_s: float, duration_s: float,
+                        rule: str) -> float:
+    """Energy (mJ) over [0, duration_s] of the replay's schedule - line k (cyclic) at
+    k * period_s, the window opening at line 0 - by ``rule``, computed here with numpy:
+    "trapezoid" (linear between samples), "hold" (each sample's power until the next) or
+    "next" (the next sample's power since the previous one)."""
+    import numpy as np
+
+    n = int(np.ceil(duration_s / period_s)) + 1
+    t = np.arange(n + 1) * period_s
+    p = np.array([powers[k % len(powers)] for k in range(n + 1)], dtype=float)
+    if rule == "trapezoid":
+        grid = np.append(t[t < duration_s], duration_s)
+        return float(np.trapezoid(np.interp(grid, t, p), grid))
+    widths = np.diff(np.minimum(t, duration_s))
+    return float(np.sum(widths * (p[:-1] if rule == "hold" else p[1:])))
+
+
+def test_tegrastats_meter_integrates_a_varying_feed_by_the_trapezoid_rule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A TX2 under changing load (tx2_jp4.txt: VDD_IN 1840 ... 8986 mW, 12 lines) replayed one
+    line per 200 ms: the window's energy is the trapezoid of the schedule (the rule
+    integrate_mw documents), and the fixture tells that rule from holding each sample's power
+    (either way) by more than twice the tolerance."""
+    powers = EXPECTED_TOTALS["tx2_jp4.txt"]
+    monkeypatch.setenv("LOWBENCH_REPLAY_FILE", str(TEGRA / "tx2_jp4.txt"))
+    monkeypatch.delenv("LOWBENCH_REPLAY_EXIT_AFTER", raising=False)
+    meter = TegrastatsMeter(str(REPLAY), interval_ms=200)
+    meter.start()
+    time.sleep(2.0)
+    window = meter.stop()
+    d = window.duration_s
+    assert d == pytest.approx(2.0, abs=0.2)
+    expected = _schedule_energy_mj(powers, 0.2, d, "trapezoid")
+    for wrong in ("hold", "next"):
+        assert abs(_schedule_energy_mj(powers, 0.2, d, wrong) / expected - 1) > 0.06
+    assert window.energy_j * 1000 == pytest.approx(expected, rel=0.03)
+    assert window.mean_power_mw == pytest.approx(window.energy_j * 1000 / d, rel=1e-9)
+    assert window.source == "tegrastats:VDD_IN"
+
+
+def ramp_feed(path: Path, start_mw: float, step_mw: float, lines: int = 200) -> Path:
+    """A replay feed whose power rises by ``step_mw`` (mW) each line, ``lines`` lines long."""
+    body = "".join(f"VDD_IN {start_mw + step_mw * k:.0f}mW/{start_mw:.0f}mW\n"
+                   for k in range(lines))
+    path.write_text("# source: synthetic rising ramp\n" + body)
+    return path
+
+
+def test_measure_energy_with_a_rising_feed(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each window restarts the replay, so power rises 1000 + 5000 t mW (t s into the window):
+    idle (0.5 s) averages 2250 mW; a window of d s holds 1000 d + 2500 d^2 mJ; net per
+    inference subtracts idle power x d (not the idle window's energy, not the workload's own
+    mean). Two inferences."""
+    feed = ramp_feed(tmp_path / "ramp.txt", 1000, 100)  # +100 mW per 20 ms line
+    monkeypatch.setenv("LOWBENCH_REPLAY_FILE", str(feed))
+    monkeypatch.delenv("LOWBENCH_REPLAY_EXIT_AFTER", raising=False)
+
     def workload() -> int:
         time.sleep(1.0)
-        return 1
+        return 2
 
     meter = TegrastatsMeter(str(REPLAY), interval_ms=20)
     result = measure_energy(meter, workload, idle_s=0.5)
     assert set(result) == set(RESULT_KEYS)
     assert result["reason"] is None
     assert result["meter"] == "tegrastats:VDD_IN"
-    assert result["inferences"] == 1
-    assert result["idle_power_mw"] == pytest.approx(5000.0, rel=0.05)
-    gross = result["energy_per_inference_gross_mj"]
-    assert gross == pytest.approx(5000.0, rel=0.05)
-    assert abs(result["energy_per_inference_net_mj"]) <= 0.05 * gross
-    assert result["window_s"] == pytest.approx(1.0, rel=0.05)
+    assert result["inferences"] == 2
+    d = result["window_s"]
+    assert d == pytest.approx(1.0, rel=0.1)
+    assert result["idle_power_mw"] == pytest.approx(2250.0, rel=0.05)
+    energy_mj = 1000 * d + 2500 * d * d
+    assert result["mean_power_mw"] == pytest.approx(energy_mj / d, rel=0.03)
+    assert result["energy_per_inference_gross_mj"] == pytest.approx(energy_mj / 2, rel=0.03)
+    assert result["energy_per_inference_net_mj"] == pytest.approx(
+        (energy_mj - 2250.0 * d) / 2, rel=0.15)
+    assert result["samples"] >= 25  # ~50 at 20 ms
 
 
 def test_tegrastats_dying_mid_window_is_an_error(
@@ -269,7 +323,7 @@ def test_measure_energy_rejects_zero_inferences(constant_feed: Path) -> None:
 @pytest.fixture
 def bare_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No tegrastats on PATH, no RAPL, no pynvml."""
-    monkeypatch.setattr(meter_mod.shutil, "which", lambda name: None)
+    monkeypatch.setattr(select_mod.shutil, "which", lambda name: None)
     monkeypatch.setattr(rapl_mod, "RAPL_ROOT", str(tmp_path / "no-powercap"))
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import pynvml -> ImportError
 
@@ -286,7 +340,7 @@ def test_select_meter_cuda_without_pynvml(bare_machine: None) -> None:
 
 
 @pytest.mark.skipif(
-    Path("/sys/class/powercap").exists() or bool(meter_mod.shutil.which("tegrastats")),
+    Path("/sys/class/powercap").exists() or bool(select_mod.shutil.which("tegrastats")),
     reason="this machine has tegrastats or powercap",
 )
 def test_select_meter_on_this_machine() -> None:

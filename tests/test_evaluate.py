@@ -123,20 +123,27 @@ def test_runs_never_overwrite_each_other(tmp_path: Path) -> None:
 
 
 def test_tegrastats_replay_through_the_cli(tmp_path: Path) -> None:
+    """A rising feed (1000 + 2000 t mW, t s into each window: the replay restarts with each
+    meter window, one line per 50 ms) through `lowbench evaluate`: the 1 s idle window averages
+    2000 mW, a workload window of d s holds 1000 d + 1000 d^2 mJ, and net subtracts idle power
+    x d - figures a constant feed cannot tell from a wrong rule."""
     feed = tmp_path / "feed.txt"
-    feed.write_text("# source: synthetic constant 5 W\nVDD_IN 5000mW/5000mW\n")
+    feed.write_text("# source: synthetic rising ramp, +100 mW a line\n" + "".join(
+        f"VDD_IN {1000 + 100 * k}mW/1000mW\n" for k in range(400)))
     proc = lowbench("evaluate", "--model", "libraw", "--limit", "1", "--out", str(tmp_path),
                     "--no-memory", "--tegrastats", str(REPLAY), "--json", *FAST,
                     env={"LOWBENCH_REPLAY_FILE": str(feed)})
     assert proc.returncode == 0, proc.stderr
     energy = json.loads(proc.stdout)["energy"]
     assert energy["meter"] == "tegrastats:VDD_IN"
-    assert energy["mean_power_mw"] == pytest.approx(5000, rel=0.05)
-    per_inference_ms = energy["window_s"] * 1000 / energy["inferences"]
-    assert energy["energy_per_inference_gross_mj"] == pytest.approx(5.0 * per_inference_ms,
-                                                                     rel=0.05)
-    assert abs(energy["energy_per_inference_net_mj"]) < 0.1 * energy[
-        "energy_per_inference_gross_mj"]  # constant power: nothing above idle
+    d, n = energy["window_s"], energy["inferences"]
+    assert 2.0 <= d < 5.0 and n >= 3  # the 2 s energy budget, then the last inference
+    energy_mj = 1000 * d + 1000 * d * d
+    assert energy["mean_power_mw"] == pytest.approx(energy_mj / d, rel=0.05)
+    assert energy["idle_power_mw"] == pytest.approx(2000, rel=0.05)
+    assert energy["energy_per_inference_gross_mj"] == pytest.approx(energy_mj / n, rel=0.05)
+    assert energy["energy_per_inference_net_mj"] == pytest.approx(
+        (energy_mj - 2000 * d) / n, rel=0.15)
 
 
 def test_nan_output_marks_the_variant_failed_and_keeps_other_records(tmp_path: Path) -> None:
@@ -156,14 +163,56 @@ def test_nan_output_marks_the_variant_failed_and_keeps_other_records(tmp_path: P
     assert keep.read_bytes() == before
 
 
-def test_killed_run_leaves_no_record(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "lowbench", "evaluate", "--model", "libraw",
-                             "--out", str(tmp_path), *FAST], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(4)
+#: Run `python -m lowbench ARGS` with os.replace pausing (an hour) when it renames a finished
+#: temp file over a ``.json`` path - the record write's last step - after writing the temp
+#: file's name to MARK. Test-side instrumentation only: lowbench has no hook for it.
+_PAUSE_IN_RECORD_WRITE = """
+import os, runpy, sys, time
+mark, sys.argv = sys.argv[1], ["lowbench", *sys.argv[2:]]
+real_replace = os.replace
+def replace(src, dst, *args, **kwargs):
+    if os.fspath(dst).endswith(".json"):
+        with open(mark + ".part", "w") as fh:
+            fh.write(os.fspath(src))
+        os.rename(mark + ".part", mark)
+        time.sleep(3600)
+    return real_replace(src, dst, *args, **kwargs)
+os.replace = replace
+runpy.run_module("lowbench", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_run_killed_inside_the_record_write_leaves_no_record(tmp_path: Path) -> None:
+    """SIGKILL while the record's temp file is written and not yet renamed: the folder keeps
+    the previous record byte for byte, and what the kill leaves (the ``.tmp`` file) is
+    not a record to anything that reads the folder."""
+    out = tmp_path / "res"
+    out.mkdir()
+    previous = record_paths(REPO / "results")[0]
+    kept = out / previous.name
+    kept.write_bytes(previous.read_bytes())
+    mark = tmp_path / "in-write"
+    proc = subprocess.Popen([sys.executable, "-c", _PAUSE_IN_RECORD_WRITE, str(mark),
+                             "evaluate", "--model", "libraw", "--limit", "1", "--out", str(out),
+                             "--no-memory", "--no-energy", *FAST],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not mark.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()  # it ended before the write
+        assert time.monotonic() < deadline, "the run never reached the record write"
+        time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not list(tmp_path.rglob("*.json")) and not list(tmp_path.rglob("*.tmp"))
+    proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    temp = Path(mark.read_text())
+    assert temp.parent == out and temp.exists()  # killed with the new record half-way in
+    assert temp.suffix == ".tmp"
+    assert json.loads(temp.read_text())["schema"] == "lowbench.record"
+    assert record_paths(out) == [kept]  # the leftover is no record to the next reader
+    assert kept.read_bytes() == previous.read_bytes()
+    assert read_record(kept)["run_id"] == read_record(previous)["run_id"]
+    assert list(out.rglob("*.json")) == [kept]
 
 
 @pytest.mark.parametrize(("args", "needles"), [
@@ -205,3 +254,36 @@ def test_pickle_checkpoint_is_refused_without_unpickling(tmp_path: Path) -> None
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     proc = lowbench("--debug", "evaluate", "--model", "unet9", "--out", str(tmp_path))
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+# -- the Session seam: the variant is a parameter ------------------------------------------------
+class _Grey(torch.nn.Module):
+    """A stand-in network: mid-grey (0.25, 0.5, 0.75 per channel) at the output size."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        grey = torch.tensor([0.25, 0.5, 0.75]).view(1, 3, 1, 1)
+        return grey.expand(n, 3, 2 * h, 2 * w).contiguous()
+
+
+def test_session_measures_the_variant_it_is_given() -> None:
+    """``Session(cfg, variant)`` runs the given variant's module through the task's decode,
+    packing and metrics (no variant is built from ``cfg``); one of another model is refused."""
+    from lowbench.errors import LowbenchError
+    from lowbench.harness.session import EvalConfig, Session
+    from lowbench.variants import Variant
+
+    cfg = EvalConfig(model="lighter", limit=2, threads=1, memory=False, energy=False,
+                     gallery=False, command=[])
+    variant = Variant("lighter", "fp32", _Grey(), {"note": "a test stand-in"})
+    session = Session(cfg, variant)
+    assert session.variant is variant and session.supported
+    per_pair = session.run_quality()["quality"]["per_pair"]
+    assert [p["pair"] for p in per_pair] == [p.pair_id for p in session.pairs]
+    for pair, entry in zip(session.pairs, per_pair, strict=True):
+        gt = load_truth(pair)
+        grey = np.broadcast_to(np.array([0.25, 0.5, 0.75], np.float32), gt.shape)
+        assert entry["psnr_db"] == pytest.approx(psnr(grey, gt), abs=1e-9)
+        assert entry["ssim"] == pytest.approx(ssim(grey, gt), abs=1e-9)
+    with pytest.raises(LowbenchError, match="'sid'.*'lighter'"):
+        Session(cfg, Variant("sid", "fp32", _Grey()))

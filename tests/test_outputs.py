@@ -232,7 +232,7 @@ def test_site_and_gallery_pngs_go_through_the_atomic_helper(tmp_path: Path,
     file behind."""
     import numpy as np
 
-    from lowbench import harness
+    from lowbench.harness import gallery as harness_gallery
     from lowbench.results import load_table
     from lowbench.site import charts, gallery
     from lowbench.site.model import group_tables, latest
@@ -266,7 +266,7 @@ def test_site_and_gallery_pngs_go_through_the_atomic_helper(tmp_path: Path,
     with pytest.raises(KeyboardInterrupt):
         gallery.ImageStore(site).add(str(REPO / "results"), other)
     with pytest.raises(KeyboardInterrupt):
-        harness._store_png(tmp_path / "results" / "gallery", np.zeros((8, 8, 3), np.float32))
+        harness_gallery.store_png(tmp_path / "results" / "gallery", np.zeros((8, 8, 3), np.float32))
     assert sorted(p.name for p in (site / "img").iterdir()) == [Path(rel).name]
     assert not list((tmp_path / "results" / "gallery").iterdir())
     assert not no_temp_files(tmp_path)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lowbench.checkpoint import shipped_checkpoint_path
-from lowbench.harness import EvalConfig, Session
+from lowbench.harness.session import EvalConfig, Session
 from lowbench.models.registry import LEARNED_MODELS
 
 REPO = Path(__file__).resolve().parents[1]

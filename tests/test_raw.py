@@ -45,7 +45,7 @@ def test_pack_matches_sid_reference_on_sony_shaped_rggb(write_bayer_dng):
 def test_pack_reads_bayer_phase_and_per_channel_black_levels(write_bayer_dng, monkeypatch,
                                                              cfa, numpy_only):
     if numpy_only:
-        monkeypatch.setattr(rawpipe, "_HAVE_NUMBA", False)
+        monkeypatch.setattr(rawpipe, "HAVE_NUMBA", False)
     blacks = (500, 510, 520, 530)  # per 2x2 position, row-major
     white = 15000
     m = _mosaic(40, 64, seed=1)

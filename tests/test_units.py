@@ -12,7 +12,7 @@ import pytest
 from site_fixtures import make_record
 
 from lowbench.cli import results as results_cmd
-from lowbench.harness import summary_rows
+from lowbench.harness.evaluate import summary_rows
 from lowbench.record import write_record
 from lowbench.site.model import number
 from lowbench.units import format_mib

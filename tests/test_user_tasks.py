@@ -164,7 +164,7 @@ def test_evaluate_a_task_file_end_to_end(tmp_path, scene_dn):
 def test_same_scene_scores_the_same_whatever_its_orientation_tag(tmp_path, scene_dn):
     """EXIF orientations 1 (as stored), 3 (180), 6 and 8 (90 each way), 2 (mirrored): the
     network's packed input is in sensor orientation, so must its ground truth be."""
-    from lowbench.harness import EvalConfig, Session
+    from lowbench.harness.session import EvalConfig, Session
 
     pairs = []
     for orientation in (1, 3, 6, 8, 2):
@@ -182,7 +182,7 @@ def test_same_scene_scores_the_same_whatever_its_orientation_tag(tmp_path, scene
 
 # -- frame sizes, truncation, unreadable files ------------------------------------------------
 def test_short_and_long_of_different_frame_size_names_both(tmp_path, scene_dn):
-    from lowbench.harness import EvalConfig, Session
+    from lowbench.harness.session import EvalConfig, Session
 
     long_dn, short_dn = scene_dn
     long = write_dng(tmp_path / "long" / "a.dng", long_dn[:64, :96], **DNG_KW)
@@ -355,7 +355,8 @@ def test_calibration_set_is_checked_like_the_test_set(tmp_path):
 
 
 def test_records_say_which_white_level_normalised_the_input():
-    from lowbench.harness import EvalConfig, new_record
+    from lowbench.harness.evaluate import new_record
+    from lowbench.harness.session import EvalConfig
     from lowbench.record import read_record, record_paths, validate
 
     published = read_record(record_paths(Path(__file__).parent.parent / "results")[0])

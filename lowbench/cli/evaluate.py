@@ -51,11 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):  # -> EvalConfig (import kept lazy)
     """The harness configuration of parsed `lowbench evaluate` arguments."""
-    from lowbench.harness import EvalConfig
+    from lowbench.harness.session import EvalConfig
 
     # ranges of --threads, --limit and the latency options are checked by the parser
     if args.tegrastats is not None:
-        from lowbench.energy.meter import check_tegrastats_path
+        from lowbench.energy.select import check_tegrastats_path
 
         check_tegrastats_path(args.tegrastats)
     return EvalConfig(
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from lowbench.fsutil import check_output_folder
-    from lowbench.harness import evaluate, summary_rows
+    from lowbench.harness.evaluate import evaluate, summary_rows
     from lowbench.progress import Progress
     from lowbench.record import write_record
 

@@ -13,7 +13,7 @@ import time
 from types import ModuleType
 from typing import Any
 
-from lowbench.energy.meter import EnergyMeter, EnergyWindow, MeterError
+from lowbench.energy.base import EnergyMeter, EnergyWindow, MeterError
 
 PYNVML_MISSING = "NVML: pynvml is not installed (pip install nvidia-ml-py)"
 

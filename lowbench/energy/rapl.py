@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lowbench.energy.meter import EnergyMeter, EnergyWindow, MeterError
+from lowbench.energy.base import EnergyMeter, EnergyWindow, MeterError
 
 RAPL_ROOT = "/sys/class/powercap"
 RAPL_ABSENT = "no RAPL package domain under /sys/class/powercap"

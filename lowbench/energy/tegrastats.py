@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import IO
 
-from lowbench.energy.meter import EnergyMeter, EnergyWindow, MeterError
+from lowbench.energy.base import EnergyMeter, EnergyWindow, MeterError
 
 # A rail is "NAME cur/avg" (L4T R28-R32: "VDD_IN 2532/2698"), "NAME curmW/avgmW" (R35/R36) or
 # "NAME curmW/avgmW/maxmW" (JetPack 7, R38/R39). Only the current (first) value is used.

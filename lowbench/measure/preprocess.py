@@ -61,6 +61,6 @@ def compare(budget_s: float = 2.0, min_runs: int = 10) -> dict:
         "median_ms": med,
         "speedup_vs_sid": med["sid"] / med["lowbench"],
         "ratio_to_copy": med["lowbench"] / med["copy"],
-        "kernel": "numba" if rawpipe._HAVE_NUMBA else "numpy",
+        "kernel": "numba" if rawpipe.HAVE_NUMBA else "numpy",
         "frame": list(SONY_FRAME),
     }

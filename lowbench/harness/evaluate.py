@@ -1,0 +1,173 @@
+"""The whole evaluation of one variant on one task: :func:`evaluate` returns the result record.
+
+:func:`evaluate` builds a :class:`~lowbench.harness.session.Session`, runs its measured
+callables (quality and end-to-end, latency, size, energy) plus memory in a clean worker
+(:func:`~lowbench.harness.worker.measure_memory`) and returns a version-1 result record
+(``lowbench/schema/record-v1.json``, not yet written); :func:`summary_rows` is the CLI's table
+of it. Units live in key names: ms, MiB, mJ, dB.
+"""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lowbench.environment import git_commit, machine_info, machine_label, software_versions
+from lowbench.harness.session import EvalConfig, NonFiniteOutput, Session
+from lowbench.harness.worker import measure_memory
+from lowbench.pairs import Pair
+from lowbench.provenance import checkpoint_identity, portable_calibration, portable_command
+from lowbench.record import SCHEMA_VERSION
+from lowbench.tasks import Task
+from lowbench.units import SIZE_UNIT, format_mib
+
+
+def environment(session: Session | None, cfg: EvalConfig) -> dict[str, Any]:
+    """Commit, machine, software versions, threads, engine and the exact command line."""
+    machine = machine_info()
+    return {"machine": machine, "machine_label": machine_label(machine),
+            "commit": git_commit(), "software": software_versions(),
+            "threads": torch.get_num_threads(),
+            "quantized_engine": torch.backends.quantized.engine,
+            "command": shlex.join(portable_command(cfg.command)) if cfg.command else None}
+
+
+def _variant_section(session: Session) -> dict[str, Any]:
+    """The record's ``variant``: what was built, with no path of this machine in it (the
+    checkpoint by package-relative or file name + sha256 + ``reference``; the calibration cache
+    by file name)."""
+    info = dict(session.variant.info)
+    keep = ("model", "quant", "engine", "quantized_layers", "quantized_nothing", "calibration",
+            "checkpoint", "device", "dtype", "note", "reason", "status", "layer_types")
+    out = {k: info.get(k) for k in keep if k in info}
+    ckpt = out.get("checkpoint")
+    if isinstance(ckpt, dict):
+        out["checkpoint"] = checkpoint_identity(ckpt.get("path"), ckpt.get("sha256"),
+                                                ckpt.get("source"))
+    if "calibration" in out:
+        out["calibration"] = portable_calibration(out["calibration"])
+    return out
+
+
+def _pairs_total(task: Task) -> int:
+    """How many pairs the whole task has (what a ``--limit`` run scored a part of)."""
+    return len(task.listed())
+
+
+def new_record(cfg: EvalConfig, task: Task, pairs: int) -> dict[str, Any]:
+    """A record skeleton: identity, task fingerprint, every measurement null."""
+    fp = task.fingerprint()
+    return {
+        "schema": "lowbench.record", "schema_version": SCHEMA_VERSION,
+        "run_id": uuid.uuid4().hex,
+        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "status": "ok", "failure": None,
+        "task": {"name": task.name, "version": task.version, "pairs_evaluated": pairs,
+                 "pairs_total": _pairs_total(task), "crop": task.crop,
+                 # the input's normalisation: the task's constant (SID: 16383 DN, as SID's
+                 # pack_raw) or, null, each file's own white level as rawpy reads it
+                 "white_level_dn": task.white_level,
+                 "white_level_source": "task" if task.white_level is not None else "file",
+                 "limit": cfg.limit, "manifest_sha256": fp["manifest_sha256"],
+                 "files_sha256": fp["files_sha256"]},
+        "variant": {"model": cfg.model, "quant": cfg.quant, "device": cfg.device},
+        "quality": {"psnr_db": None, "ssim": None, "per_ratio": {}, "per_pair": []},
+        "latency": None, "end_to_end": None, "memory": None, "energy": None, "size": None,
+        "gallery": [],
+    }
+
+
+def evaluate(cfg: EvalConfig, *, results_dir: Path | None = None,
+             progress: Callable[[Iterable[Pair]], Iterable[Pair]] | None = None,
+             status: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Measure one variant on one task; return the result record (not yet written).
+
+    Gallery PNGs go to ``results_dir/gallery`` when ``results_dir`` is given. A NaN/Inf output
+    returns a record with status "failed" and the pair named in ``failure``; a variant that
+    cannot run here returns status "unsupported" with the reason.
+    """
+    say = status or (lambda _msg: None)
+    say("building variant")
+    session = Session(cfg)
+    record = new_record(cfg, session.task, len(session.pairs))
+    record["variant"].update(_variant_section(session))
+    record["environment"] = environment(session, cfg)
+    if not session.supported:
+        record["status"] = "unsupported"
+        record["failure"] = {"reason": session.variant.info.get("reason") or "unsupported",
+                             "pair": None}
+        return record
+    gallery_dir = (results_dir / "gallery") if (results_dir is not None and cfg.gallery) else None
+    say("quality and end-to-end")
+    try:
+        q = session.run_quality(progress, gallery_dir)
+    except NonFiniteOutput as err:
+        record["status"] = "failed"
+        record["failure"] = {"reason": str(err), "pair": err.pair}
+        return record
+    record.update(q)
+    say("latency")
+    record["latency"] = session.measure_latency()
+    say("size")
+    record["size"] = session.measure_size()
+    say("energy")
+    record["energy"] = session.measure_energy()
+    if cfg.memory:
+        say("memory (clean worker)")
+        record["memory"] = measure_memory(cfg, session)
+        if record["size"] and record["size"].get("static_estimate"):
+            record["memory"]["static_estimate"] = record["size"]["static_estimate"]
+    else:
+        reason = "memory measurement skipped (--no-memory)"
+        record["memory"] = {"peak_rss_mib": None, "swap_peak_mib": None,
+                            "reasons": {"peak_rss_mib": reason, "swap_peak_mib": reason}}
+    return record
+
+
+def summary_rows(record: dict[str, Any]) -> list[list[Any]]:
+    """(metric, value, unit) rows of a record for the CLI table; null -> 'n/a (reason)'.
+    The size is in MiB with 2 decimals (:func:`lowbench.units.format_mib`)."""
+    def val(v: Any, reason: str | None = None, fmt: str = "{:.2f}") -> str:
+        if v is None:
+            return f"n/a ({reason})" if reason else "n/a"
+        return fmt.format(v) if isinstance(v, float) else str(v)
+
+    lat = record.get("latency") or {}
+    e2e = record.get("end_to_end") or {}
+    mem = record.get("memory") or {}
+    en = record.get("energy") or {}
+    size = record.get("size") or {}
+    q = record.get("quality") or {}
+    mr = mem.get("reasons") or {}
+    rows = [["status", record["status"], ""]]
+    if record.get("failure"):
+        rows.append(["reason", record["failure"]["reason"], ""])
+    if record["variant"].get("quantized_nothing"):
+        rows.append(["quantized layers", "0 (quantized nothing: runs fp32)", ""])
+    elif record["variant"]["quant"] not in ("fp32", "fp16"):
+        rows.append(["quantized layers", record["variant"]["quantized_layers"], ""])
+    rows += [["PSNR", val(q.get("psnr_db")), "dB"], ["SSIM", val(q.get("ssim"), fmt="{:.4f}"), ""]]
+    for label, s in (q.get("per_ratio") or {}).items():
+        rows.append([f"PSNR {label}", val(s.get("psnr_db")), "dB"])
+    rows += [
+        ["latency median", val(lat.get("median_ms")), "ms"],
+        ["latency p90", val(lat.get("p90_ms")), "ms"],
+        ["latency runs", val(lat.get("n")), ""],
+        ["end-to-end per image", val(e2e.get("total_ms")), "ms"],
+        ["peak RSS", val(mem.get("peak_rss_mib"), mr.get("peak_rss_mib"), "{:.1f}"), "MiB"],
+        ["peak swap", val(mem.get("swap_peak_mib"), mr.get("swap_peak_mib"), "{:.1f}"), "MiB"],
+        ["energy / image (net)", val(en.get("energy_per_inference_net_mj"), en.get("reason")),
+         "mJ"],
+        ["params", val(size.get("params")), ""],
+        ["MACs", val(size.get("macs")), ""],
+        ["size", val(format_mib(size.get("size_bytes"), missing=None),
+                     (size.get("reasons") or {}).get("size_bytes")), SIZE_UNIT],
+    ]
+    return rows
+
