@@ -35,8 +35,8 @@ from lowbench import raw as rawpipe
 from lowbench.errors import LowbenchError
 from lowbench.measure.latency import StageTimer, measure_latency, set_threads
 from lowbench.metrics import psnr, ssim
-from lowbench.provenance import checkpoint_identity, portable_calibration, portable_command
-from lowbench.record import SCHEMA_VERSION
+from lowbench.results.provenance import checkpoint_identity, portable_calibration, portable_command
+from lowbench.results.records import SCHEMA_VERSION
 from lowbench.tasks import (
     Pair,
     Task,

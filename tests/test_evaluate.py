@@ -18,7 +18,7 @@ from lowbench import raw as rawpipe
 from lowbench.checkpoint import save_checkpoint
 from lowbench.metrics import psnr, ssim
 from lowbench.models import build
-from lowbench.record import read_record, record_paths
+from lowbench.results.records import read_record, record_paths
 from lowbench.tasks import get_task, load_truth
 
 REPO = Path(__file__).resolve().parents[1]

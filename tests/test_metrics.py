@@ -9,13 +9,13 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from lowbench.metrics import (
-    METRIC_DIRECTIONS,
     mean_psnr,
     mse_decomposition,
     psnr,
     quantize_8bit,
     ssim,
 )
+from lowbench.results.columns import DIRECTIONS as METRIC_DIRECTIONS
 
 
 def _q(x: np.ndarray) -> np.ndarray:

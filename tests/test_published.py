@@ -79,7 +79,7 @@ def test_lighter_static_and_qat_meet_the_quality_targets_live() -> None:
 def published(committed_results: Path) -> dict[tuple[str, str], dict]:
     """(model, quant) -> row of the README's table: the latest synth evaluate run of the
     reference machine measured last, from the committed records."""
-    from lowbench.results import load_table
+    from lowbench.results.table import load_table
     from lowbench.site.model import group_tables, latest, recency
 
     rows = [r for r in load_table([committed_results]).rows if r["source"] == "evaluate"]

@@ -16,8 +16,14 @@ from typing import Any
 
 import pytest
 
-from lowbench.asv_results import load_asv_rows
-from lowbench.record import RecordWarning, ValidationError, read_record, record_paths, validate
+from lowbench.results.asv import load_asv_rows
+from lowbench.results.records import (
+    RecordWarning,
+    ValidationError,
+    read_record,
+    record_paths,
+    validate,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO / "results"

@@ -13,8 +13,8 @@ from site_fixtures import make_record
 
 from lowbench import results_cmd
 from lowbench.harness import summary_rows
-from lowbench.record import write_record
-from lowbench.site.model import number
+from lowbench.results.columns import number
+from lowbench.results.records import write_record
 from lowbench.units import format_mib
 
 REPO = Path(__file__).resolve().parents[1]

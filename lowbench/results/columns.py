@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -188,6 +189,25 @@ def direction(metric: str) -> Direction | None:
     """'higher' or 'lower' is better, for a metric column (None for non-metrics)."""
     col = column(metric)
     return None if col is None else col.direction
+
+
+class _Directions(Mapping[str, Direction | None]):
+    """metric -> its direction, for every metric of a row, read live from the catalogue."""
+
+    def __getitem__(self, metric: str) -> Direction | None:
+        if metric not in metric_names():
+            raise KeyError(metric)
+        return direction(metric)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(metric_names())
+
+    def __len__(self) -> int:
+        return len(metric_names())
+
+
+#: Metric name -> "higher" or "lower" (which direction is better), a live view of the catalogue.
+DIRECTIONS: Mapping[str, Direction | None] = _Directions()
 
 
 def noise(metric: str) -> tuple[float, float]:

@@ -133,7 +133,8 @@ def _interaction(cells: dict[Variant, dict[str, Any]], model: str, quant: str,
                       "quantization and this cell")
     if _is_difference(metric):
         val = (both - base) - (m_fp - base) - (sid_q - base)
-        return Effect(val, _difference_text(val, metric), "", "(cell - base) - (model fp32 - base) - (sid quant - base)")
+        return Effect(val, _difference_text(val, metric), "",
+                      "(cell - base) - (model fp32 - base) - (sid quant - base)")
     if 0 in (base, m_fp, sid_q):
         return Effect(None, "n/a", "na", "a zero value: ratio undefined")
     val = (both / base) / ((m_fp / base) * (sid_q / base))
