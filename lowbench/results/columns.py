@@ -131,15 +131,26 @@ COLUMNS: tuple[Column, ...] = (
 #: ``psnr_<ratio>_db``: the PSNR of one exposure ratio of the task (quality.per_ratio).
 PER_RATIO = re.compile(r"psnr_(?P<label>.+)_db")
 
-_index: tuple[tuple[Column, ...], dict[str, Column]] = ((), {})
+_index: tuple[tuple[Column, ...], dict[str, Column], tuple[Column, ...]] = ((), {}, ())
+
+
+def _current() -> tuple[tuple[Column, ...], dict[str, Column], tuple[Column, ...]]:
+    """(catalogue, name -> column, metric columns), rebuilt when :data:`COLUMNS` changes."""
+    global _index
+    if _index[0] is not COLUMNS:
+        _index = (COLUMNS, {c.name: c for c in COLUMNS},
+                  tuple(c for c in COLUMNS if c.record is not None))
+    return _index
 
 
 def by_name() -> dict[str, Column]:
-    """name -> Column of the catalogue as it is now (rebuilt when :data:`COLUMNS` changes)."""
-    global _index
-    if _index[0] is not COLUMNS:
-        _index = (COLUMNS, {c.name: c for c in COLUMNS})
-    return _index[1]
+    """name -> Column of the catalogue as it is now."""
+    return _current()[1]
+
+
+def metric_columns() -> tuple[Column, ...]:
+    """The metric columns of every row (the entries with a record field), in display order."""
+    return _current()[2]
 
 
 def per_ratio_column(label: str) -> Column:
@@ -162,8 +173,8 @@ def column(name: str | None) -> Column | None:
 
 
 def metric_names() -> tuple[str, ...]:
-    """The metric columns of every row, in display order (the entries with a record field)."""
-    return tuple(c.name for c in COLUMNS if c.record is not None)
+    """The names of :func:`metric_columns`, in display order."""
+    return tuple(c.name for c in metric_columns())
 
 
 def view(name: Literal["leaderboard", "ablation", "history", "recent"]) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lowbench.results.asv import load_asv_rows
-from lowbench.results.columns import COLUMNS, metric_names
+from lowbench.results.columns import metric_columns
 from lowbench.results.provenance import checkpoint_is_reference, machine_id, pairs_total_of
 from lowbench.results.records import RecordWarning, read_record, record_files
 
@@ -47,12 +47,13 @@ def _reasons(record: dict[str, Any]) -> dict[str, str]:
     """Why a metric is null, by column: a record section's own ``reason`` (energy: no meter)
     for every catalogue column read from that section, then each section's ``reasons``."""
     reasons: dict[str, str] = {}
-    sections = dict.fromkeys(c.record[0] for c in COLUMNS if c.record)
+    columns = metric_columns()
+    sections = dict.fromkeys(c.record[0] for c in columns)
     for section in sections:
         why = _get(record, (section, "reason"))
         if why:
-            for c in COLUMNS:
-                if c.record and c.record[0] == section:
+            for c in columns:
+                if c.record[0] == section:
                     reasons[c.name] = why
     for section in sections:
         reasons.update(_get(record, (section, "reasons")) or {})
@@ -69,11 +70,11 @@ def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
     quality = record.get("quality") or {}
     variant = record["variant"]
     reasons = _reasons(record)
-    metrics = metric_names()
+    metrics = metric_columns()
     if record["status"] != "ok":
         why = (record.get("failure") or {}).get("reason") or variant.get("reason") or "failed"
-        for m in metrics:
-            reasons.setdefault(m, f"{record['status']}: {why}")
+        for c in metrics:
+            reasons.setdefault(c.name, f"{record['status']}: {why}")
     task = record["task"]
     ckpt = variant.get("checkpoint")
     ckpt = ckpt if isinstance(ckpt, dict) else {}
@@ -103,9 +104,8 @@ def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
         "pairs_total": pairs_total_of(task),
         "limit": task.get("limit"),
     }
-    for c in COLUMNS:
-        if c.record is not None:
-            row[c.name] = _get(record, c.record)
+    for c in metrics:
+        row[c.name] = _get(record, c.record)
     row["latency_std_ms"] = lat.get("std_ms")
     row["latency_n"] = lat.get("n")
     row["reasons"] = reasons
