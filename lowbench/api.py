@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # torch-heavy types, for annotations only
 
     from torch import nn
 
-    from lowbench.results import ResultTable
+    from lowbench.results.table import ResultTable
     from lowbench.tasks import Task
 
 #: Devices :func:`evaluate` accepts (as ``lowbench evaluate --device``).
@@ -110,7 +110,7 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
 
     from lowbench.harness.evaluate import evaluate as run_harness
     from lowbench.harness.session import EvalConfig
-    from lowbench.record import write_record
+    from lowbench.results.records import write_record
 
     cfg = EvalConfig(model=model, quant=quant, task=task, data_root=root, checkpoint=ckpt,
                      device=device, threads=threads, limit=limit, memory=memory, energy=energy,
@@ -163,7 +163,7 @@ def load_results(folders: Iterable[str | os.PathLike[str]] | None = None) -> Res
     ``lowbench results table`` reads (the checkout's ``results/``, ``.asv/results`` and the
     user results store)."""
     from lowbench.paths import user_results_folders
-    from lowbench.results import load_table
+    from lowbench.results.table import load_table
 
     chosen = user_results_folders() if folders is None else [Path(f) for f in folders]
     return load_table(chosen)

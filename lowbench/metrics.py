@@ -9,8 +9,8 @@ quantised to 8 bits before scoring:
 * SSIM uses ``skimage.metrics.structural_similarity`` with Gaussian weights (sigma 1.5),
   population covariance, data range 255 and the channel axis last.
 
-``METRIC_DIRECTIONS`` is the single place that says whether a larger value of a reported metric
-is better ("higher") or worse ("lower").
+Whether a larger value of a reported metric is better ("higher") or worse ("lower") is the
+metric catalogue's (``Column.direction`` in lowbench.results.columns).
 """
 
 from __future__ import annotations
@@ -19,23 +19,6 @@ from typing import Any
 
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-METRIC_DIRECTIONS: dict[str, str] = {
-    "psnr_db": "higher",
-    "ssim": "higher",
-    "latency_median_ms": "lower",
-    "latency_p90_ms": "lower",
-    "latency_p99_ms": "lower",
-    "end_to_end_ms": "lower",
-    "peak_rss_mib": "lower",
-    "swap_peak_mib": "lower",
-    "energy_per_inference_net_mj": "lower",
-    "energy_per_inference_gross_mj": "lower",
-    "params": "lower",
-    "macs": "lower",
-    "size_bytes": "lower",
-}
-"""Metric name -> "higher" or "lower" (which direction is better)."""
 
 
 def _check_shapes(pred: np.ndarray, gt: np.ndarray) -> None:

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from lowbench.fsutil import atomic_write_text
-from lowbench.provenance import migrate_record
-from lowbench.record import record_files, validate
+from lowbench.results.provenance import migrate_record
+from lowbench.results.records import record_files, validate
 
 
 def main(argv: list[str] | None = None) -> int:

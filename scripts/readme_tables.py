@@ -12,8 +12,8 @@ import math
 import re
 import statistics
 
-from lowbench.record import iter_records
-from lowbench.results import load_table
+from lowbench.results.records import iter_records
+from lowbench.results.table import load_table
 from lowbench.site.model import group_tables, latest, variant_of
 from lowbench.units import SIZE_UNIT, format_mib
 

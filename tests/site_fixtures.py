@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from lowbench.record import record_filename, write_record
+from lowbench.results.records import record_filename, write_record
 
 #: The models and quantizations of the study, in their natural order.
 MODELS = ("sid", "light", "lighter", "fire", "libraw")
@@ -280,7 +280,8 @@ def write_store(folder: str | Path, n_commits: int = 3, n_machines: int = 2,
     ``quant``, ``machine`` (index) and ``task`` filters, and ``scale`` ({"latency": 1.3} etc.,
     see :func:`make_record`). ``gallery_pairs`` writes PNG crops for the last commit's records.
     ``fast`` writes JSON directly (no validation, no fsync) for the scale benchmark; otherwise
-    :func:`lowbench.record.write_record` validates every record. Returns the number of records.
+    :func:`lowbench.results.records.write_record` validates every record. Returns the number of
+    records.
     """
     folder = Path(folder)
     variants = list(variants)

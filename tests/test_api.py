@@ -17,7 +17,7 @@ from lowbench.errors import LowbenchError
 def test_evaluate_returns_the_record_it_wrote(tmp_path: Path, monkeypatch, one_thread) -> None:
     import fastjsonschema
 
-    from lowbench.record import schema
+    from lowbench.results.records import schema
 
     store = tmp_path / "store"
     monkeypatch.setenv("LOWBENCH_RESULTS", str(store))  # out= must win over the user store

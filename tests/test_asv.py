@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from lowbench.asv_results import load_asv_rows
 from lowbench.harness.session import EvalConfig, Session
-from lowbench.results import direction
+from lowbench.results.asv import load_asv_rows
+from lowbench.results.columns import direction
 
 REPO = Path(__file__).resolve().parents[1]
 ASV = [sys.executable, "-m", "asv"]
@@ -66,7 +66,7 @@ def test_real_asv_run_is_read_into_lowbench_rows(asv_run: Path) -> None:
     assert ("libraw", "dynamic") not in rows
     fp32 = rows[("lighter", "fp32")]
     from lowbench.environment import machine_info
-    from lowbench.results import machine_id
+    from lowbench.results.provenance import machine_id
 
     desc = json.loads(next((asv_run / "asv").glob("*/machine.json")).read_text())
     assert fp32["source"] == "asv" and fp32["machine"].startswith(desc["cpu"])

@@ -19,7 +19,7 @@ from lowbench.checkpoint import save_checkpoint
 from lowbench.metrics import psnr, ssim
 from lowbench.models import build
 from lowbench.pairs import load_truth
-from lowbench.record import read_record, record_paths
+from lowbench.results.records import read_record, record_paths
 from lowbench.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]

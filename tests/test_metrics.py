@@ -9,13 +9,13 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from lowbench.metrics import (
-    METRIC_DIRECTIONS,
     mean_psnr,
     mse_decomposition,
     psnr,
     quantize_8bit,
     ssim,
 )
+from lowbench.results.columns import DIRECTIONS as METRIC_DIRECTIONS
 
 
 def _levels(x: np.ndarray) -> np.ndarray:

@@ -233,7 +233,7 @@ def test_site_and_gallery_pngs_go_through_the_atomic_helper(tmp_path: Path,
     import numpy as np
 
     from lowbench.harness import gallery as harness_gallery
-    from lowbench.results import load_table
+    from lowbench.results.table import load_table
     from lowbench.site import charts, gallery
     from lowbench.site.model import group_tables, latest
 

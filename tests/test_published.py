@@ -3,7 +3,10 @@ exactly the build of results/."""
 
 from __future__ import annotations
 
+import copy
 import filecmp
+import json
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -61,6 +64,136 @@ def test_site_is_the_build_of_results(committed_results: Path, tmp_path: Path) -
     assert not mismatch, f"site/ differs from a rebuild of results/: {mismatch[:5]}"
 
 
+# -- the code, not only the data: the published results recomputed independently ------------
+#: The test's own statement of which way is better (not read from lowbench): +1 higher, -1 lower.
+BETTER = {"psnr_db": +1, "ssim": +1, "latency_median_ms": -1, "latency_p90_ms": -1,
+          "end_to_end_ms": -1, "peak_rss_mib": -1, "energy_per_inference_net_mj": -1,
+          "size_bytes": -1, "params": -1}
+
+
+def _raw_records(folder: Path) -> dict[str, dict]:
+    """run_id -> record, read with plain json (no lowbench code)."""
+    out = {}
+    for path in sorted(folder.glob("*.json")):
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(rec, dict) and rec.get("schema") == "lowbench.record":
+            out[rec["run_id"]] = rec
+    return out
+
+
+@pytest.fixture(scope="module")
+def evaluate_rows(committed_results: Path) -> list[dict]:
+    from lowbench.results.table import load_table
+
+    return [r for r in load_table([committed_results]).rows if r["source"] == "evaluate"]
+
+
+def _identity(rec: dict) -> tuple:
+    """What a run measured, from the raw record: commit, the machine's hardware, the task, the
+    variant, the weights and the pairs scored (two runs with the same identity are repeats)."""
+    m = rec["environment"]["machine"]
+    jet = m.get("jetson") or {}
+    task, ckpt = rec["task"], rec["variant"].get("checkpoint") or {}
+    shipped = ckpt.get("reference", ckpt.get("source") in ("shipped", None))
+    return (rec["environment"]["commit"].get("sha"), m.get("cpu"), m.get("arch"), m.get("cores"),
+            m.get("ram_mib"), m.get("accelerator"), jet.get("model"), jet.get("l4t_release"),
+            jet.get("nvpmodel"), m.get("hostname_label"), task["name"], task["version"],
+            task.get("manifest_sha256"), task.get("crop"), rec["variant"]["model"],
+            rec["variant"]["quant"], None if shipped else ckpt.get("sha256"),
+            task["pairs_evaluated"], task.get("pairs_total"))
+
+
+def test_rows_hold_the_record_figures_and_the_key_groups_repeat_runs(
+        committed_results: Path, evaluate_rows: list[dict]) -> None:
+    """Each row is its record's figures (read here by their documented paths), and the row key
+    puts two runs together exactly when they measured the same thing."""
+    from lowbench.results.table import KEY, row_from_record
+
+    raw = _raw_records(committed_results)
+    assert sorted(r["run_id"] for r in evaluate_rows) == sorted(raw)
+    paths = {"psnr_db": ("quality", "psnr_db"), "ssim": ("quality", "ssim"),
+             "latency_median_ms": ("latency", "median_ms"),
+             "end_to_end_ms": ("end_to_end", "total_ms"),
+             "peak_rss_mib": ("memory", "peak_rss_mib"),
+             "energy_per_inference_net_mj": ("energy", "energy_per_inference_net_mj"),
+             "params": ("size", "params"), "size_bytes": ("size", "size_bytes")}
+    for row in evaluate_rows:
+        rec = raw[row["run_id"]]
+        for column, (section, field) in paths.items():
+            assert row[column] == (rec.get(section) or {}).get(field), (column, row["run_id"])
+    by_key: dict[tuple, set] = {}
+    by_identity: dict[tuple, set] = {}
+    for row in evaluate_rows:
+        by_key.setdefault(tuple(row[k] for k in KEY), set()).add(row["run_id"])
+        by_identity.setdefault(_identity(raw[row["run_id"]]), set()).add(row["run_id"])
+    assert sorted(map(sorted, by_key.values())) == sorted(map(sorted, by_identity.values()))
+    # the published runs are all distinct: a repeat of one (other run id, time and figures)
+    # must share its key, and the same run of another variant must not
+    rec = raw[evaluate_rows[0]["run_id"]]
+    again = copy.deepcopy(rec)
+    again.update(run_id="f" * 32, created_utc="2027-01-01T00:00:00Z")
+    again["quality"]["psnr_db"] += 0.5
+    other = copy.deepcopy(rec)
+    other["variant"]["quant"] = "other"
+
+    def key(r: dict) -> tuple:
+        return tuple(row_from_record(r)[k] for k in KEY)
+
+    assert key(again) == key(rec) != key(other)
+
+
+def _dominated(p: tuple[float, float], q: tuple[float, float]) -> bool:
+    """q at least as good as p on both (already signed: larger is better), better on one."""
+    return q[0] >= p[0] and q[1] >= p[1] and q != p
+
+
+def test_pareto_marks_are_recomputed_independently(evaluate_rows: list[dict]) -> None:
+    """Every published table's Pareto marks, recomputed by brute force with the test's own
+    directions (PSNR compared at the 0.01 dB the leaderboard shows)."""
+    from lowbench.site.model import group_tables, latest
+    from lowbench.site.pareto import COSTS, QUALITY, row_marks
+
+    def ok(v: object) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    seen = {True: 0, False: 0}
+    for lt in map(latest, group_tables(evaluate_rows)):
+        marks = row_marks(lt.rows)
+        for name, metric in COSTS:
+            pts = {}
+            for i, r in enumerate(lt.rows):
+                if (r["status"] == "ok" and r["checkpoint"] == "reference"
+                        and r["pairs"] == r["pairs_total"] and ok(r.get(metric))
+                        and ok(r.get(QUALITY))):
+                    pts[i] = (BETTER[metric] * r[metric], BETTER[QUALITY] * round(r[QUALITY], 2))
+            for i in range(len(lt.rows)):
+                want = None if i not in pts else not any(
+                    _dominated(pts[i], q) for j, q in pts.items() if j != i)
+                assert marks[i][name] is want, (lt.table.title, name, lt.rows[i]["model"],
+                                                lt.rows[i]["quant"])
+                if want is not None:
+                    seen[want] += 1
+    assert seen[True] and seen[False], seen
+
+
+def test_history_flags_follow_the_better_direction(evaluate_rows: list[dict]) -> None:
+    """Every flagged change of the published history is a regression exactly when the value
+    moved the worse way (the test's own directions), beyond the band it reports."""
+    from lowbench.site.history import build_history
+    from lowbench.site.model import group_tables
+
+    checked = 0
+    for table in group_tables(evaluate_rows):
+        for c in build_history(table).changes:
+            if c.metric not in BETTER:
+                continue
+            worse = BETTER[c.metric] * (c.after - c.before) < 0
+            assert c.kind == ("regression" if worse else "improvement"), (c.metric, c)
+            assert abs(c.after - c.before) > c.band
+            checked += 1
+    assert checked >= 20, checked
+
+
 # -- the quantization targets (issue "Quantization variants") ---------------------------------
 #: static int8 may lose at most this much PSNR against fp32 on synth (dB)
 STATIC_BUDGET_DB = 0.5
@@ -79,7 +212,7 @@ def test_lighter_static_and_qat_meet_the_quality_targets_live() -> None:
 def published(committed_results: Path) -> dict[tuple[str, str], dict]:
     """(model, quant) -> row of the README's table: the latest synth evaluate run of the
     reference machine measured last, from the committed records."""
-    from lowbench.results import load_table
+    from lowbench.results.table import load_table
     from lowbench.site.model import group_tables, latest, recency
 
     rows = [r for r in load_table([committed_results]).rows if r["source"] == "evaluate"]

@@ -16,8 +16,14 @@ from typing import Any
 
 import pytest
 
-from lowbench.asv_results import load_asv_rows
-from lowbench.record import RecordWarning, ValidationError, read_record, record_paths, validate
+from lowbench.results.asv import load_asv_rows
+from lowbench.results.records import (
+    RecordWarning,
+    ValidationError,
+    read_record,
+    record_paths,
+    validate,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO / "results"
@@ -146,3 +152,99 @@ def test_site_build_skips_each_bad_record_with_one_warning(broken_results: Path,
     _assert_one_warning_each(proc.stderr, broken_results)
     assert f"({len(BROKEN) + 1} files skipped)" in proc.stdout
     assert (tmp_path / "site" / "index.html").is_file()
+
+
+# -- the metric catalogue (lowbench/results/columns.py) ----------------------------------------
+
+def _schema_has(schema: dict, path: tuple[str, ...]) -> bool:
+    """Whether the record schema declares ``path`` (a per-ratio label matches any key)."""
+    node = schema
+    for key in path:
+        props = node.get("properties") or {}
+        if key in props:
+            node = props[key]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        else:
+            return False
+    return True
+
+
+def test_every_catalogue_entry_names_a_schema_field_and_an_existing_asv_benchmark() -> None:
+    """The catalogue against two independent sources: the record schema and the asv suite."""
+    import ast
+
+    from lowbench.results.columns import COLUMNS, metric_names
+    from lowbench.results.records import schema
+
+    for col in COLUMNS:
+        if col.record is not None:
+            assert _schema_has(schema(), col.record), col.name
+    suite = ast.parse((REPO / "benchmarks" / "bench_variants.py").read_text())
+    benches = {f"{c.name}.{f.name}" for c in suite.body if isinstance(c, ast.ClassDef)
+               for f in c.body if isinstance(f, ast.FunctionDef)}
+    ingested = {c.asv for c in COLUMNS if c.asv}
+    assert ingested <= benches, ingested - benches
+    # every measuring method of the suite is read into some column
+    measuring = {b for b in benches if b.split(".")[1].startswith(("time_", "track_", "peakmem_"))}
+    assert measuring <= ingested, measuring - ingested
+    assert len(set(metric_names())) == len(metric_names())
+
+
+def test_catalogue_directions_follow_the_units() -> None:
+    """Quality (dB, SSIM) is better higher; every time, memory, energy and size is a cost."""
+    from lowbench.results.columns import COLUMNS, direction
+
+    for col in COLUMNS:
+        if col.name in ("psnr_db", "ssim"):
+            assert col.direction == "higher", col.name
+        else:
+            assert col.name.endswith(("_ms", "_mib", "_mj", "_bytes")) or col.integer, col.name
+            assert col.direction == "lower", col.name
+    assert direction("psnr_x100_db") == "higher" and direction("run_id") is None
+
+
+def test_a_new_catalogue_entry_flows_everywhere(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path, capsys) -> None:
+    """Adding a column is one entry: appended to the catalogue, a metric appears in the row
+    read from a record, in `lowbench results table`, the downloads and the site's pages."""
+    import argparse
+
+    from site_fixtures import make_record
+
+    from lowbench.cli import results as results_cmd
+    from lowbench.results import columns
+    from lowbench.results.columns import Column
+    from lowbench.results.records import write_record
+    from lowbench.results.table import row_from_record
+    from lowbench.site.build import build_site
+
+    decode = Column("decode_ms", "Decode stage", "ms", "lower",
+                    ("end_to_end", "stages_ms", "decode"), leaderboard=65, history=True,
+                    recent=True, results_table="decode_ms")
+    monkeypatch.setattr(columns, "COLUMNS", (*columns.COLUMNS, decode))
+    rec = make_record("light", "fp32", end_to_end__stages_ms__decode=987.6)
+    assert row_from_record(rec)["decode_ms"] == 987.6
+    failed = row_from_record(make_record("light", "fp32", status="failed"))
+    assert failed["decode_ms"] is None and failed["reasons"]["decode_ms"].startswith("failed")
+
+    folder = tmp_path / "results"
+    write_record(rec, folder)
+    assert results_cmd.run(argparse.Namespace(results=[str(folder)], json=False)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[-2:] == ["size_mib", "decode_ms"]  # catalogue order
+    assert lines[2].split()[-1] == "987.60"
+
+    build_site([folder], tmp_path / "site")
+    site = tmp_path / "site"
+    index = (site / "index.html").read_text()
+    assert "Decode stage (ms)" in index and ">987.6<" in index
+    # on the leaderboard between End-to-end (60) and Peak RSS (70)
+    assert index.index("End-to-end (ms)") < index.index("Decode stage (ms)") < index.index(
+        "Peak RSS (MiB)")
+    variant = next((site / "variant").glob("*.html")).read_text()
+    assert "Decode stage (ms)" in variant
+    history = next((site / "history").glob("*.html")).read_text()
+    assert "Decode stage (ms)" in history
+    header = (site / "data" / "rows.csv").read_text().splitlines()[0].split(",")
+    assert header.index("decode_ms") == header.index("size_bytes") + 1

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from lowbench.record import read_record, record_paths, write_record
-from lowbench.record import validate as validate_record
-from lowbench.results import KEY, load_table, row_from_record
+from lowbench.results.records import read_record, record_paths, write_record
+from lowbench.results.records import validate as validate_record
+from lowbench.results.table import KEY, load_table, row_from_record
 from lowbench.site.ablation import build_ablation
 from lowbench.site.build import build_site
 from lowbench.site.model import group_tables, latest, variant_of

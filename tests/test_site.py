@@ -17,8 +17,8 @@ import pytest
 from site_fixtures import PAIRS, machine_spec, make_record, write_store
 
 from lowbench.errors import LowbenchError
-from lowbench.record import RecordWarning, write_record
-from lowbench.results import load_table
+from lowbench.results.records import RecordWarning, write_record
+from lowbench.results.table import load_table
 from lowbench.site import build as site_build
 from lowbench.site.ablation import build_ablation
 from lowbench.site.build import build_site
@@ -424,14 +424,14 @@ def test_ablation_interaction_and_preprocessing_hook(small: tuple) -> None:
 
 
 def test_parallel_loading_matches_serial(small: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lowbench import results
+    from lowbench.results import table as results
 
     res, _, _ = small
     monkeypatch.setenv("LOWBENCH_JOBS", "1")
     serial = load_table([res])
     monkeypatch.setenv("LOWBENCH_JOBS", "2")
     monkeypatch.setattr(results, "PARALLEL_MIN_FILES", 1)
-    monkeypatch.setattr(results, "_CHUNK", 7)
+    monkeypatch.setattr(results, "CHUNK", 7)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         parallel = load_table([res])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lowbench.record import read_record, record_paths
+from lowbench.results.records import read_record, record_paths
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--limit", "1", "--no-memory", "--no-energy", "--latency-budget", "0.1",

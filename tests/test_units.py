@@ -13,8 +13,8 @@ from site_fixtures import make_record
 
 from lowbench.cli import results as results_cmd
 from lowbench.harness.evaluate import summary_rows
-from lowbench.record import write_record
-from lowbench.site.model import number
+from lowbench.results.columns import number
+from lowbench.results.records import write_record
 from lowbench.units import format_mib
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def test_summary_results_table_site_and_readme_agree(store, capsys) -> None:
     for size_bytes, text in shown.items():
         assert number(size_bytes, "size_bytes") == text
     # `lowbench results table`
-    assert results_cmd.run_from_args(argparse.Namespace(results=[str(folder)], json=False)) == 0
+    assert results_cmd.run(argparse.Namespace(results=[str(folder)], json=False)) == 0
     table = capsys.readouterr().out.splitlines()
     header = table[0].split()
     assert "size_mib" in header and "size_bytes" not in header

@@ -357,7 +357,7 @@ def test_calibration_set_is_checked_like_the_test_set(tmp_path):
 def test_records_say_which_white_level_normalised_the_input():
     from lowbench.harness.evaluate import new_record
     from lowbench.harness.session import EvalConfig
-    from lowbench.record import read_record, record_paths, validate
+    from lowbench.results.records import read_record, record_paths, validate
 
     published = read_record(record_paths(Path(__file__).parent.parent / "results")[0])
     for name, dn, source in (("sid-sony-test", 16383, "task"), ("synth", None, "file")):

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from lowbench.fsutil import check_output_folder
     from lowbench.harness.evaluate import evaluate, summary_rows
     from lowbench.progress import Progress
-    from lowbench.record import write_record
+    from lowbench.results.records import write_record
 
     cfg = config_from_args(args)
     out = check_output_folder(out)

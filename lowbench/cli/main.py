@@ -49,17 +49,6 @@ class Parser(argparse.ArgumentParser):
         raise LowbenchError(f"{self.prog}: {message}; see `{self.prog} --help`")
 
 
-def _add_results_arguments(parser: argparse.ArgumentParser) -> None:
-    """`lowbench results table [--results DIR]... [--json]` (kept here while the body of
-    :mod:`lowbench.cli.results` is reworked on another branch; it joins that module after)."""
-    rsub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    t = rsub.add_parser("table", help="print the combined table")
-    t.add_argument("--results", action="append", default=None,
-                   help="results folder (repeatable; default: the checkout's published "
-                        "results/, your asv runs in .asv/results and the user results store)")
-    t.add_argument("--json", action="store_true", help="print every field as JSON")
-
-
 #: (name, help, add_arguments, run) of every command, in the order `lowbench --help` lists them
 COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None],
                       Callable[[argparse.Namespace], int]], ...] = (
@@ -77,7 +66,7 @@ COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None],
     ("asv-machine", "describe this machine to asv (all fields filled)",
      asv_machine.add_arguments, asv_machine.run),
     ("results", "read every result (evaluate records + asv) as one table",
-     _add_results_arguments, results.run_from_args),
+     results.add_arguments, results.run),
 )
 
 

@@ -22,8 +22,8 @@ from lowbench.environment import git_commit, machine_info, machine_label, softwa
 from lowbench.harness.session import EvalConfig, NonFiniteOutput, Session
 from lowbench.harness.worker import measure_memory
 from lowbench.pairs import Pair
-from lowbench.provenance import checkpoint_identity, portable_calibration, portable_command
-from lowbench.record import SCHEMA_VERSION
+from lowbench.results.provenance import checkpoint_identity, portable_calibration, portable_command
+from lowbench.results.records import SCHEMA_VERSION
 from lowbench.tasks import Task
 from lowbench.units import SIZE_UNIT, format_mib
 

@@ -4,7 +4,8 @@ Tricks: architecture (sid -> light -> lighter, sid -> fire), quantization (fp32 
 fp32 -> dynamic (expected to do nothing), fp32 -> static -> qat) and fast preprocessing (rows
 whose ``preprocess`` column is set, see lowbench.site.model.PREPROCESS_FIELD; "not measured"
 otherwise). Effects are ratios (after / before) for costs and differences (after - before) for
-quality (PSNR in dB, SSIM), whose scales are already relative.
+quality (PSNR in dB, SSIM), whose scales are already relative: ``Column.effect`` of the
+catalogue, which also says which metrics take part (``Column.ablation``, their order).
 
 Interaction of architecture m and quantization q, against the sid/fp32 baseline:
 ``r(m, q) / (r(m, fp32) x r(sid, q))`` for ratios and ``d(m, q) - d(m, fp32) - d(sid, q)`` for
@@ -19,15 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lowbench.results import direction
-from lowbench.site.history import NOISE
-from lowbench.site.model import Latest, Variant, header, number, variant_of
+from lowbench.results.columns import column, direction, header, noise, number, view
+from lowbench.site.model import Latest, Variant, variant_of
 
-#: Metrics of the study, in order.
-ABLATION_METRICS = ("latency_median_ms", "end_to_end_ms", "peak_rss_mib", "swap_peak_mib",
-                    "energy_per_inference_net_mj", "size_bytes", "psnr_db", "ssim")
-#: Metrics whose effect is a difference (their scale is already logarithmic or bounded).
-ADDITIVE = ("psnr_db", "ssim")
 BASELINE = Variant("sid", "fp32")
 ARCH_STEPS = (("sid", "light"), ("light", "lighter"), ("sid", "lighter"), ("sid", "fire"))
 QUANT_STEPS = (("fp32", "fp16"), ("fp32", "dynamic"), ("fp32", "static"), ("static", "qat"),
@@ -93,20 +88,32 @@ def _num(row: dict[str, Any] | None, metric: str) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
+def _is_difference(metric: str) -> bool:
+    """Whether the effect on ``metric`` is a difference (else a ratio)."""
+    col = column(metric)
+    return col is not None and col.effect == "difference"
+
+
+def _difference_text(value: float, metric: str) -> str:
+    """A signed difference in the column's format: '+0.12' (dB), '-0.004' (SSIM)."""
+    col = column(metric)
+    fmt = col.fmt if col is not None and col.fmt else ".3g"
+    return format(value, "+" + fmt)
+
+
 def effect(before: float | None, after: float | None, metric: str) -> Effect:
     """The effect of going from ``before`` to ``after`` on ``metric``, classed 'better',
     'worse' or 'same' (within the history noise band of the metric)."""
     if before is None or after is None:
         return Effect(None, "n/a", "na", "not measured for both variants")
     title = f"{number(before, metric)} -> {number(after, metric)}"
-    rel, floor = NOISE.get(metric, (0.05, 0.0))
+    rel, floor = noise(metric)
     band = max(rel * abs(before), floor)
     sign = 1 if direction(metric) == "higher" else -1
     diff = after - before
     cls = "same" if abs(diff) <= band else ("better" if sign * diff > 0 else "worse")
-    if metric in ADDITIVE:
-        text = f"{diff:+.2f}" if metric == "psnr_db" else f"{diff:+.3f}"
-        return Effect(diff, text, cls, title)
+    if _is_difference(metric):
+        return Effect(diff, _difference_text(diff, metric), cls, title)
     if before == 0:
         return Effect(None, "n/a", "na", f"{title} (ratio undefined: before is 0)")
     ratio = after / before
@@ -124,10 +131,10 @@ def _interaction(cells: dict[Variant, dict[str, Any]], model: str, quant: str,
     if None in (base, m_fp, sid_q, both):
         return Effect(None, "n/a", "na", "needs sid/fp32, this model at fp32, sid at this "
                       "quantization and this cell")
-    if metric in ADDITIVE:
+    if _is_difference(metric):
         val = (both - base) - (m_fp - base) - (sid_q - base)
-        text = f"{val:+.2f}" if metric == "psnr_db" else f"{val:+.3f}"
-        return Effect(val, text, "", "(cell - base) - (model fp32 - base) - (sid quant - base)")
+        return Effect(val, _difference_text(val, metric), "",
+                      "(cell - base) - (model fp32 - base) - (sid quant - base)")
     if 0 in (base, m_fp, sid_q):
         return Effect(None, "n/a", "na", "a zero value: ratio undefined")
     val = (both / base) / ((m_fp / base) * (sid_q / base))
@@ -135,8 +142,11 @@ def _interaction(cells: dict[Variant, dict[str, Any]], model: str, quant: str,
                   "r = ratio to sid/fp32")
 
 
-def build_ablation(latest: Latest, metrics: tuple[str, ...] = ABLATION_METRICS) -> Ablation:
-    """The ablation tables of one task x machine from its latest-commit rows."""
+def build_ablation(latest: Latest, metrics: tuple[str, ...] | None = None) -> Ablation:
+    """The ablation tables of one task x machine from its latest-commit rows (``metrics``:
+    default the catalogue's ablation view)."""
+    if metrics is None:
+        metrics = view("ablation")
     ref: dict[Variant, dict[str, Any]] = {}
     pre: dict[Variant, dict[str, Any]] = {}
     for row in latest.rows:

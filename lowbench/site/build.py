@@ -21,14 +21,15 @@ from typing import Any
 
 from lowbench.errors import LowbenchError, OutputError
 from lowbench.fsutil import check_output_folder, output_error
-from lowbench.record import RecordWarning
-from lowbench.results import load_table
+from lowbench.results.columns import header
+from lowbench.results.records import RecordWarning
+from lowbench.results.table import load_table
 from lowbench.site import downloads, pages
 from lowbench.site.ablation import build_ablation
 from lowbench.site.charts import pareto_figure
 from lowbench.site.gallery import ImageStore, build_gallery
 from lowbench.site.history import build_history
-from lowbench.site.model import Variant, group_tables, header, latest, variant_slug
+from lowbench.site.model import Variant, group_tables, latest, variant_slug
 
 MARKER = ".lowbench-site"
 #: From this many rows on, rows.csv and rows.json are written by two child processes while this

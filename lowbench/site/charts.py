@@ -19,7 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402 - after selecting the backend
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator  # noqa: E402
 
 from lowbench.fsutil import atomic_write_bytes  # noqa: E402
-from lowbench.site.model import COLUMN, MODEL_ORDER, QUANT_ORDER, header, variant_of  # noqa: E402
+from lowbench.results.columns import column, header  # noqa: E402
+from lowbench.site.model import MODEL_ORDER, QUANT_ORDER, variant_of  # noqa: E402
 from lowbench.site.pareto import COSTS, QUALITY, front, pareto_mask  # noqa: E402
 
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -54,7 +55,7 @@ def pareto_figure(rows: Sequence[dict[str, Any]], path: Path, title: str) -> boo
     with plt.rc_context(_RC):
         fig, axes = plt.subplots(1, len(COSTS), figsize=(12, 4.2), dpi=100)
         for ax, (name, metric) in zip(axes, COSTS, strict=True):
-            div = COLUMN[metric][3]
+            div = column(metric).divisor
             pts = [(r[metric] / div, r[QUALITY], r) for r in ok
                    if isinstance(r.get(metric), (int, float))]
             if not pts:

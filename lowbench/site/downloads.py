@@ -18,23 +18,27 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from lowbench.results import METRICS
+from lowbench.results.columns import metric_names
 
-#: Columns of a download, in order; extra per-ratio PSNR columns follow, sorted.
-BASE_COLUMNS = (
-    "task", "task_version", "task_digest", "crop", "machine", "machine_id", "commit",
-    "commit_position", "commit_dirty", "model", "quant", "checkpoint", "checkpoint_name", "status",
-    "engine", "quantized_layers", "quantized_nothing", "pairs", "pairs_total", "limit",
-    *METRICS, "latency_std_ms", "latency_n", "created_utc", "run_id", "source", "reasons",
-    "gallery")
 _LEFT_OUT = frozenset(("results_root",))
 
 
+def base_columns() -> tuple[str, ...]:
+    """Columns of a download, in order: identity, the catalogue's metrics, run details (other
+    columns, e.g. per-ratio PSNRs, follow sorted: :func:`columns_of`)."""
+    return ("task", "task_version", "task_digest", "crop", "machine", "machine_id", "commit",
+            "commit_position", "commit_dirty", "model", "quant", "checkpoint", "checkpoint_name",
+            "status", "engine", "quantized_layers", "quantized_nothing", "pairs", "pairs_total",
+            "limit", *metric_names(), "latency_std_ms", "latency_n", "created_utc", "run_id",
+            "source", "reasons", "gallery")
+
+
 def columns_of(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """BASE_COLUMNS then any other column of ``rows`` (sorted), less results_root."""
+    """:func:`base_columns` then any other column of ``rows`` (sorted), less results_root."""
+    base = base_columns()
     shapes = set(map(tuple, rows))  # rows share a handful of key orders: cheap to scan
-    extra = set().union(*shapes) - set(BASE_COLUMNS) - _LEFT_OUT
-    return [*BASE_COLUMNS, *sorted(extra)]
+    extra = set().union(*shapes) - set(base) - _LEFT_OUT
+    return [*base, *sorted(extra)]
 
 
 def _clean(v: Any) -> Any:

@@ -4,8 +4,9 @@ the measurement noise (regressions and improvements, in each metric's direction)
 Commits are ordered by ``commit_position`` (never by date); commits without a position come
 after, ordered by their first run's creation time. At a commit with several runs of a variant,
 the latest run counts. A change is flagged between consecutive commits at which the variant was
-measured: |after - before| > band, where band is defined per metric in :data:`NOISE` (see
-:func:`band_definitions`, printed on the history page).
+measured: |after - before| > band, where band is defined per metric by the catalogue
+(``Column.noise`` in :mod:`lowbench.results.columns`; see :func:`band_definitions`, printed on
+the history page).
 """
 
 from __future__ import annotations
@@ -16,30 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from lowbench.results import METRICS, direction
+from lowbench.results.columns import direction, metric_names, noise
 from lowbench.site.model import Table, Variant, commit_label, recency, variant_of
 
 #: sqrt(pi / 2): the standard error of a sample median over that of the mean (normal samples).
 MEDIAN_SE_FACTOR = math.sqrt(math.pi / 2)
 #: Multiples of the standard error that count as a real change for latency_median_ms.
 SIGMAS = 3.0
-#: metric -> (relative band as a fraction of the previous value, absolute floor in the metric's
-#: unit). latency_median_ms additionally uses the runs' own spread (see band_definitions).
-NOISE: dict[str, tuple[float, float]] = {
-    "latency_median_ms": (0.02, 0.0),
-    "latency_p90_ms": (0.05, 0.0),
-    "latency_p99_ms": (0.10, 0.0),
-    "end_to_end_ms": (0.05, 0.0),
-    "peak_rss_mib": (0.03, 2.0),
-    "swap_peak_mib": (0.10, 16.0),
-    "energy_per_inference_net_mj": (0.05, 0.0),
-    "energy_per_inference_gross_mj": (0.05, 0.0),
-    "psnr_db": (0.0, 0.05),
-    "ssim": (0.0, 0.002),
-    "params": (0.0, 0.0),
-    "macs": (0.0, 0.0),
-    "size_bytes": (0.0, 0.0),
-}
+#: The metric whose band also uses the runs' own spread (latency_std_ms, latency_n): see
+#: band_definitions.
+SPREAD_METRIC = "latency_median_ms"
 #: Relative band of latency_median_ms when a run lacks its spread (std_ms or n).
 LATENCY_NO_STD_BAND = 0.05
 
@@ -47,9 +34,9 @@ LATENCY_NO_STD_BAND = 0.05
 def band_definitions() -> list[tuple[str, str]]:
     """(metric, definition) of every noise band, for the history page."""
     out = []
-    for metric in METRICS:
-        rel, floor = NOISE.get(metric, (0.05, 0.0))
-        if metric == "latency_median_ms":
+    for metric in metric_names():
+        rel, floor = noise(metric)
+        if metric == SPREAD_METRIC:
             text = (f"max({SIGMAS:g} x {MEDIAN_SE_FACTOR:.4f} x sqrt(s1^2/n1 + s2^2/n2), "
                     f"{rel:.0%} x before), where s = std_ms and n = samples of each run "
                     f"(the standard error of the difference of two medians); "
@@ -139,8 +126,9 @@ class HistoryTable:
     def changes(self) -> list[Change]:
         """Every flagged change, in commit order then variant order."""
         out = [c for s in self.series for c in s.changes]
-        out.sort(key=lambda c: (c.after_index, c.variant.sort_key(), METRICS.index(c.metric)
-                                if c.metric in METRICS else 99))
+        metrics = metric_names()
+        out.sort(key=lambda c: (c.after_index, c.variant.sort_key(), metrics.index(c.metric)
+                                if c.metric in metrics else 99))
         return out
 
 
@@ -183,9 +171,9 @@ def noise_band(metric: str, before: np.ndarray, std: tuple[np.ndarray, np.ndarra
                n: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """The band (metric's unit) a change from ``before`` must exceed; arrays over pairs of
     consecutive commits. ``std``/``n``: latency spread (ms) and samples before/after."""
-    rel, floor = NOISE.get(metric, (0.05, 0.0))
+    rel, floor = noise(metric)
     base = np.abs(before)
-    if metric != "latency_median_ms":
+    if metric != SPREAD_METRIC:
         return np.maximum(rel * base, floor)
     band = LATENCY_NO_STD_BAND * base
     if std is not None and n is not None:
@@ -205,7 +193,7 @@ def _detect(series: Series, metric: str, std: np.ndarray, n: np.ndarray) -> list
     if idx.size < 2:
         return []
     a, b = vals[idx[:-1]], vals[idx[1:]]
-    if metric == "latency_median_ms":
+    if metric == SPREAD_METRIC:
         band = noise_band(metric, a, (std[idx[:-1]], std[idx[1:]]), (n[idx[:-1]], n[idx[1:]]))
     else:
         band = noise_band(metric, a)
@@ -233,8 +221,11 @@ def _status_changes(series: Series) -> list[Change]:
     return out
 
 
-def build_history(table: Table, metrics: tuple[str, ...] = METRICS) -> HistoryTable:
-    """Series of every variant of ``table`` over its commits, with flagged changes."""
+def build_history(table: Table, metrics: tuple[str, ...] | None = None) -> HistoryTable:
+    """Series of every variant of ``table`` over its commits, with flagged changes of
+    ``metrics`` (default: every metric of the catalogue)."""
+    if metrics is None:
+        metrics = metric_names()
     commits = _order_commits(table.rows)
     index = {c.sha: i for i, c in enumerate(commits)}
     chosen: dict[Variant, dict[int, dict[str, Any]]] = {}

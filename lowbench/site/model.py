@@ -1,5 +1,6 @@
 """What the site shows: variants, their order, tables per task x machine, the latest commit of
-each, commit labels, slugs for file names and number formatting (units in the column headers).
+each, commit labels and slugs for file names (headers, units and number formatting are the
+catalogue's: :mod:`lowbench.results.columns`).
 
 A table holds the rows of one task (name, version, digest, crop) on one machine; a variant (one
 row of the leaderboard) is model x quantization x preprocessing x checkpoint x pairs scored, so a
@@ -10,44 +11,19 @@ cell, and never on a Pareto front or in the ablation (see :meth:`Variant.is_refe
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from lowbench.models.registry import MODEL_NAMES, QUANT_NAMES
-from lowbench.results import REFERENCE, is_complete
-from lowbench.units import format_mib
+from lowbench.results.table import REFERENCE, is_complete
 
 #: Natural order of models and quantizations (others follow, alphabetically): the registry's.
 MODEL_ORDER, QUANT_ORDER = MODEL_NAMES, QUANT_NAMES
 #: Hook for the fast-preprocessing ablation: a row whose ``preprocess`` column is set (e.g.
 #: "fast") is a distinct variant; rows without it use the reference preprocessing.
 PREPROCESS_FIELD = "preprocess"
-
-#: (metric column, header, unit shown, divisor applied for display)
-COLUMNS: tuple[tuple[str, str, str, float], ...] = (
-    ("params", "Params", "M", 1e6),
-    ("macs", "MACs", "G", 1e9),
-    ("size_bytes", "Size", "MiB", 2.0 ** 20),
-    ("latency_median_ms", "Latency median", "ms", 1.0),
-    ("latency_p90_ms", "Latency p90", "ms", 1.0),
-    ("latency_p99_ms", "Latency p99", "ms", 1.0),
-    ("end_to_end_ms", "End-to-end", "ms", 1.0),
-    ("peak_rss_mib", "Peak RSS", "MiB", 1.0),
-    ("swap_peak_mib", "Peak swap", "MiB", 1.0),
-    ("energy_per_inference_net_mj", "Energy/image net", "mJ", 1.0),
-    ("energy_per_inference_gross_mj", "Energy/image gross", "mJ", 1.0),
-    ("psnr_db", "PSNR", "dB", 1.0),
-    ("ssim", "SSIM", "", 1.0),
-)
-COLUMN = {c[0]: c for c in COLUMNS}
-#: The leaderboard's metric columns, in order.
-LEADERBOARD_METRICS = (
-    "params", "macs", "size_bytes", "latency_median_ms", "latency_p90_ms", "end_to_end_ms",
-    "peak_rss_mib", "swap_peak_mib", "energy_per_inference_net_mj", "psnr_db", "ssim")
-
 
 class Variant(NamedTuple):
     """One benchmarked configuration: model, quantization, preprocessing (None: reference),
@@ -107,7 +83,7 @@ CHECKPOINT_HEX = 8
 
 
 def variant_of(row: dict[str, Any]) -> Variant:
-    """The variant of a row (see lowbench.results.KEY: checkpoint, pairs and pairs_total)."""
+    """The variant of a row (see lowbench.results.table.KEY: checkpoint, pairs and pairs_total)."""
     ckpt = row.get("checkpoint")
     checkpoint = None if ckpt in (None, REFERENCE) else str(ckpt)
     pairs = None
@@ -281,38 +257,6 @@ def latest(table: Table) -> Latest:
     older = sorted(others - per_variant.keys(), key=Variant.sort_key)
     return Latest(table, commit, newest.get("commit_position"), newest.get("commit_dirty"),
                   [r for _, r in chosen], older)
-
-
-def number(value: float | None, metric: str | None = None) -> str:
-    """A value for display in the unit of its column (see COLUMNS); '' for None."""
-    if value is None:
-        return ""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        return str(value)
-    if metric == "size_bytes":
-        return format_mib(value)  # one unit and rounding everywhere (lowbench.units)
-    if metric in COLUMN:
-        value = value / COLUMN[metric][3]
-    if metric == "ssim":
-        return f"{value:.3f}"
-    if metric and metric.startswith("psnr"):
-        return f"{value:.2f}"
-    mag = abs(value)
-    if mag == 0:
-        return "0"
-    if mag >= 1000:
-        return f"{value:,.0f}"
-    if mag >= 100:
-        return f"{value:.1f}"
-    if mag >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
-
-
-def header(metric: str) -> str:
-    """Column header with its unit, e.g. 'Latency median (ms)'."""
-    _, name, unit, _ = COLUMN.get(metric, (metric, metric, "", 1.0))
-    return f"{name} ({unit})" if unit else name
 
 
 def reason(row: dict[str, Any], metric: str) -> str:

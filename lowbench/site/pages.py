@@ -16,30 +16,23 @@ import numpy as np
 
 from lowbench import __version__
 from lowbench.paths import PACKAGE_DIR
-from lowbench.results import METRICS, direction
-from lowbench.site.gallery import ImageStore
-from lowbench.site.history import NOISE, Change, HistoryTable, band_definitions
-from lowbench.site.model import (
-    LEADERBOARD_METRICS,
-    MODEL_ORDER,
-    QUANT_ORDER,
-    Latest,
+from lowbench.results.columns import (
+    direction,
     header,
+    metric_names,
+    noise,
     number,
-    reason,
-    slug,
-    variant_of,
+    view,
 )
+from lowbench.site.gallery import ImageStore
+from lowbench.site.history import Change, HistoryTable, band_definitions
+from lowbench.site.model import MODEL_ORDER, QUANT_ORDER, Latest, reason, slug, variant_of
 from lowbench.site.pareto import COSTS, row_marks
 from lowbench.site.svg import line_chart
 
 TEMPLATES = PACKAGE_DIR / "site_templates"
-#: Metrics shown as sparklines on the history pages (all METRICS are checked for changes).
-HISTORY_DISPLAY = ("psnr_db", "ssim", "latency_median_ms", "latency_p90_ms", "end_to_end_ms",
-                   "peak_rss_mib", "swap_peak_mib", "energy_per_inference_net_mj", "size_bytes")
-#: Metrics of the recent-runs table of a variant page.
-RECENT_METRICS = ("psnr_db", "ssim", "latency_median_ms", "end_to_end_ms", "peak_rss_mib",
-                  "energy_per_inference_net_mj")
+#: Per-exposure-ratio PSNR columns listed on a variant page (psnr_x100_db, ...).
+RATIO_COLUMN = re.compile(r"psnr_x\d+_db")
 #: How many runs / changes a page lists at most (the downloads have all).
 RECENT_RUNS = 20
 MAX_CHANGES = 500
@@ -148,6 +141,7 @@ def leaderboard_ctx(lt: Latest, hrefs: dict, files: dict) -> dict[str, Any]:
     """Template data of one leaderboard table (``files``: its CSV/JSON names by table key)."""
     t = lt.table
     marks = row_marks(lt.rows)
+    leaderboard = view("leaderboard")
     rows = []
     for row, mark in zip(lt.rows, marks, strict=True):
         v = variant_of(row)
@@ -157,7 +151,7 @@ def leaderboard_ctx(lt: Latest, hrefs: dict, files: dict) -> dict[str, Any]:
             "href": hrefs[(t.key, v)],
             "quantized_nothing": bool(row.get("quantized_nothing")),
             "status": row["status"], "status_reason": status_reason(row),
-            "cells": [value_cell(row, m) for m in LEADERBOARD_METRICS],
+            "cells": [value_cell(row, m) for m in leaderboard],
             "pareto": [mark[name] for name, _ in COSTS],
         })
     versions = sorted({str(r.get("task_version")) for r in lt.rows})
@@ -169,7 +163,7 @@ def leaderboard_ctx(lt: Latest, hrefs: dict, files: dict) -> dict[str, Any]:
         "csv": f"data/{files[t.key][0]}", "json": f"data/{files[t.key][1]}",
         "older": [{"label": o.label, "href": hrefs[(t.key, o)]}
                   for o in lt.older],
-        "headers": [header(m) for m in LEADERBOARD_METRICS],
+        "headers": [header(m) for m in leaderboard],
         "pareto_headers": [{"text": f"Pareto {name}",
                             "title": f"Pareto-optimal: PSNR vs {header(metric)}"}
                            for name, metric in COSTS],
@@ -183,22 +177,22 @@ def variant_pages(w: Writer, h: HistoryTable, lt: Latest, hrefs: dict,
     t = h.table
     commits = h.commits
     first, last = commits[0].label, commits[-1].label
+    all_metrics, recent_metrics = metric_names(), view("recent")
     for s in h.series:
         href = hrefs[(t.key, s.variant)]
         measured = [i for i, r in enumerate(s.rows) if r is not None]
         row = s.rows[measured[-1]]
-        extra = sorted(k for k in row if re.fullmatch(r"psnr_x\d+_db", k))
+        extra = sorted(k for k in row if RATIO_COLUMN.fullmatch(k))
         metrics = []
-        for m in (*METRICS, *extra):
+        for m in (*all_metrics, *extra):
             cell = value_cell(row, m)
-            name = header(m) if m in METRICS else f"PSNR {m.split('_')[1]} (dB)"
-            metrics.append({"header": name, "na": cell["na"], "text": cell["text"],
+            metrics.append({"header": header(m), "na": cell["na"], "text": cell["text"],
                             "reason": reason(row, m) if cell["na"] else "",
                             "direction": f"{direction(m) or '-'} is better"})
         gallery = [{"pair": g.get("pair"), "src": store.add(row["results_root"], g.get("output"))}
                    for g in row.get("gallery") or []]
         charts = []
-        for m in METRICS:
+        for m in all_metrics:
             vals = s.values[m]
             finite = vals[np.isfinite(vals)]
             if finite.size == 0:
@@ -216,7 +210,7 @@ def variant_pages(w: Writer, h: HistoryTable, lt: Latest, hrefs: dict,
             recent.append({"commit": commits[i].label,
                            "index": "" if commits[i].position is None else commits[i].position,
                            "status": r["status"],
-                           "cells": [value_cell(r, m) for m in RECENT_METRICS]})
+                           "cells": [value_cell(r, m) for m in recent_metrics]})
         latest_ctx = {
             "commit": commits[measured[-1]].label, "run_id": row["run_id"],
             "created_utc": row["created_utc"], "engine": row.get("engine"),
@@ -232,17 +226,18 @@ def variant_pages(w: Writer, h: HistoryTable, lt: Latest, hrefs: dict,
                n_commits=len(commits), first=first, last=last, charts=charts,
                changes=[change_ctx(c, h, href) for c in changes[:MAX_CHANGES]],
                truncated=len(changes) if len(changes) > MAX_CHANGES else 0, show_table=False,
-               recent=recent, recent_headers=[header(m) for m in RECENT_METRICS],
+               recent=recent, recent_headers=[header(m) for m in recent_metrics],
                recent_more=len(measured) if len(measured) > RECENT_RUNS else 0)
 
 
 def history_page(w: Writer, h: HistoryTable, hrefs: dict) -> dict[str, Any]:
     """Write the history page of one table; its line of the history overview."""
     t = h.table
+    shown = view("history")
     series = []
     for s in h.series:
         cells = []
-        for m in HISTORY_DISPLAY:
+        for m in shown:
             vals = s.values[m]
             finite = np.flatnonzero(np.isfinite(vals))
             ch = s.changes_of(m)
@@ -260,7 +255,7 @@ def history_page(w: Writer, h: HistoryTable, hrefs: dict) -> dict[str, Any]:
     w.page(rel, "history_table.html", title=f"History: {t.title}", slug=t.slug,
            machine=t.machine, machine_href=machine_href(t.machine_id),
            n_commits=len(h.commits), first=h.commits[0].label, last=h.commits[-1].label,
-           metrics=[{"header": header(m)} for m in HISTORY_DISPLAY], series=series,
+           metrics=[{"header": header(m)} for m in shown], series=series,
            changes=[change_ctx(c, h, hrefs[(t.key, c.variant)])
                     for c in changes[:MAX_CHANGES]],
            truncated=len(changes) if len(changes) > MAX_CHANGES else 0, show_table=False,
@@ -278,7 +273,7 @@ def _min_span(metric: str, finite: np.ndarray) -> float:
     noise inside the band draws as a nearly flat line and real changes stand out."""
     if finite.size == 0:
         return 0.0
-    rel, floor = NOISE.get(metric, (0.05, 0.0))
+    rel, floor = noise(metric)
     mid = abs(float(np.median(finite)))
     return 4 * max(rel * mid, floor, 0.01 * mid)
 

@@ -1,9 +1,10 @@
-"""Pareto optimality of variants on two metrics, with directions from lowbench.results.direction.
+"""Pareto optimality of variants on two metrics; directions and the resolution of comparisons
+are the catalogue's (``Column.direction``, ``Column.resolution`` in lowbench.results.columns).
 
 A point is optimal when no other point is at least as good on both metrics and strictly better on
 one, values compared at :data:`RESOLUTION`. Points with a missing value (None, NaN) take no part:
 their mark is None; so do rows that measured something else than the reference cell (a user
-checkpoint, a subset of the task's pairs: see lowbench.results.is_reference).
+checkpoint, a subset of the task's pairs: see lowbench.results.table.is_reference).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from lowbench.results import direction, is_reference
+from lowbench.results.columns import column, direction
+from lowbench.results.table import is_reference
 
-#: The quality metric and the three costs it is traded against, as (name, column).
+#: The quality metric and the three costs it is traded against, as (name, column): the axes of
+#: the Pareto marks and charts (the chart's choice; every metric's facts are the catalogue's).
 QUALITY = "psnr_db"
 COSTS: tuple[tuple[str, str], ...] = (
     ("latency", "latency_median_ms"),
@@ -23,14 +26,12 @@ COSTS: tuple[tuple[str, str], ...] = (
 )
 
 
-#: Resolution at which values are compared (the precision the leaderboard shows): PSNRs that
-#: agree to 0.01 dB tie, so a variant cannot be "optimal" through a 0.0001 dB edge (fp16 vs
-#: fp32 did on the Intel Xeon table).
-RESOLUTION: dict[str, float] = {"psnr_db": 0.01, "ssim": 0.0001}
-
-
 def _at_resolution(metric: str, v: float) -> float:
-    res = RESOLUTION.get(metric)
+    """``v`` at the catalogue's resolution of ``metric`` (the precision the leaderboard shows):
+    PSNRs that agree to 0.01 dB tie, so a variant cannot be "optimal" through a 0.0001 dB edge
+    (fp16 vs fp32 did on the Intel Xeon table)."""
+    col = column(metric)
+    res = None if col is None else col.resolution
     return v if res is None else round(v / res) * res
 
 

@@ -1,8 +1,9 @@
 """Read asv results (``<folder>/asv/<machine>/<commit>-<env>.json``) into lowbench table rows.
 
-Uses asv's own result API (``asv.results.Results.load``). asv's ``track_`` results carry no
-direction (asv issue #1617); lowbench's rows use the metric names of
-:data:`lowbench.results.METRICS`, whose direction :func:`lowbench.results.direction` knows.
+Uses asv's own result API (``asv.results.Results.load``). Which benchmark fills which column, and
+the factor from asv's unit, is the catalogue's (``Column.asv``, ``Column.asv_factor`` in
+:mod:`lowbench.results.columns`), as is each column's direction: asv's ``track_`` results carry
+none (asv issue #1617).
 asv's machine description is mapped onto lowbench's, so the same hardware gets the same
 ``machine_id`` from asv results and from evaluate records, and two machines never share a row.
 """
@@ -17,23 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lowbench.environment import commit_position, machine_label
 from lowbench.models.registry import is_valid_combination
-from lowbench.record import RecordWarning
-
-#: asv benchmark (class.method) -> (lowbench metric, factor to lowbench's unit).
-BENCH_METRICS: dict[str, tuple[str, float]] = {
-    "Speed.time_forward": ("latency_median_ms", 1e3),        # s -> ms
-    "Speed.time_end_to_end": ("end_to_end_ms", 1e3),         # s -> ms
-    "Speed.peakmem_forward": ("asv_peakmem_mib", 1 / 2**20),  # bytes -> MiB
-    "Measures.track_psnr": ("psnr_db", 1.0),
-    "Measures.track_ssim": ("ssim", 1.0),
-    "Energy.track_energy_mj": ("energy_per_inference_net_mj", 1.0),
-    "Measures.track_params": ("params", 1.0),
-    "Measures.track_size_bytes": ("size_bytes", 1.0),
-    "Measures.track_peak_rss_mib": ("peak_rss_mib", 1.0),
-    "Measures.track_swap_peak_mib": ("swap_peak_mib", 1.0),
-}
-_INTEGER_METRICS = ("params", "size_bytes")
+from lowbench.results.columns import Column, asv_benchmarks, metric_names
+from lowbench.results.provenance import machine_id
+from lowbench.results.records import RecordWarning
 
 
 def machine_from_asv(desc: dict[str, Any]) -> dict[str, Any]:
@@ -58,10 +47,11 @@ def _param_value(text: str) -> str:
         return text
 
 
-def _bench_key(name: str) -> str | None:
-    for suffix in BENCH_METRICS:
+def _bench_column(name: str, benchmarks: dict[str, Column]) -> Column | None:
+    """The column of an asv result key (``<module>.<Class>.<method>``), None if none reads it."""
+    for suffix, col in benchmarks.items():
         if name.endswith("." + suffix) or name == suffix:
-            return suffix
+            return col
     return None
 
 
@@ -73,15 +63,14 @@ def load_asv_rows(folder: str | Path) -> Iterator[tuple[dict[str, Any], dict[str
     with an int8/fp16 variant are not variants at all and give no row. Malformed files ->
     RecordWarning.
     """
-    from asv.results import Results
-
-    from lowbench.environment import commit_position, machine_label
-    from lowbench.results import METRICS, machine_id
+    from asv.results import Results  # asv is heavy: only when a folder holds asv results
 
     root = Path(folder) / "asv"
     if not root.is_dir():
         return
     positions: dict[str, int | None] = {}
+    benchmarks = asv_benchmarks()
+    metrics = metric_names()
     for machine_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         try:
             desc = json.loads((machine_dir / "machine.json").read_text(encoding="utf-8"))
@@ -110,14 +99,15 @@ def load_asv_rows(folder: str | Path) -> Iterator[tuple[dict[str, Any], dict[str
             if sha not in positions:
                 positions[sha] = commit_position(sha)
             try:
-                rows = _rows_of_result(res, sha, positions[sha], mid, label, path, METRICS)
+                rows = _rows_of_result(res, sha, positions[sha], mid, label, path, metrics,
+                                       benchmarks)
             except _InvalidResult as exc:
                 warnings.warn(f"skipping {path}: {exc}", RecordWarning, stacklevel=2)
                 continue
             for (_m, _q), row in sorted(rows.items()):
-                for metric, _factor in BENCH_METRICS.values():
-                    if row.get(metric) is None:
-                        row["reasons"].setdefault(metric, "not measured by asv here (skipped, "
+                for col in benchmarks.values():
+                    if row.get(col.name) is None:
+                        row["reasons"].setdefault(col.name, "not measured by asv here (skipped, "
                                                           "e.g. no meter, or failed)")
                 row["status"] = ("ok" if row.get("psnr_db") is not None
                                  or row.get("latency_median_ms") is not None else "unsupported")
@@ -136,14 +126,16 @@ def _number_or_none(value: Any, field: str) -> float | None:
 
 
 def _rows_of_result(res: Any, sha: str, position: int | None, mid: str, label: str,
-                    path: Path, metrics: tuple[str, ...]) -> dict[tuple[str, str], dict[str, Any]]:
-    """(model, quant) -> row of one asv results file; _InvalidResult for a malformed one."""
+                    path: Path, metrics: tuple[str, ...], benchmarks: dict[str, Column]
+                    ) -> dict[tuple[str, str], dict[str, Any]]:
+    """(model, quant) -> row of one asv results file; _InvalidResult for a malformed one.
+    ``benchmarks``: :func:`lowbench.results.columns.asv_benchmarks`."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for key in sorted(res.get_all_result_keys()):
-        suffix = _bench_key(key)
-        if suffix is None:
+        col = _bench_column(key, benchmarks)
+        if col is None:
             continue
-        metric, factor = BENCH_METRICS[suffix]
+        metric = col.name
         try:
             params = res.get_result_params(key)
             values = res.get_result_value(key, params)
@@ -167,8 +159,8 @@ def _rows_of_result(res: Any, sha: str, position: int | None, mid: str, label: s
             if value is None or value != value:  # skipped, failed or NaN
                 row["reasons"].setdefault(metric, "asv: skipped or failed here")
                 continue
-            v = value * factor
-            row[metric] = int(round(v)) if metric in _INTEGER_METRICS else float(v)
+            v = value * col.asv_factor
+            row[metric] = int(round(v)) if col.integer else float(v)
     return rows
 
 

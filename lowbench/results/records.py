@@ -3,7 +3,7 @@
 One ``lowbench evaluate`` run = one file ``<task>__<model>__<quant>__<utc time>__<run id>.json``
 under a results folder, written atomically, so runs never overwrite each other and a run killed
 midway leaves no half-written record. Every reader skips malformed or foreign files with a
-warning. The schema is ``lowbench/schema/record-v1.json`` (documented in docs/record.md).
+warning. The schema is ``lowbench/schema/record-v1.json`` (documented in docs/results.md).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def record_files(folder: str | Path) -> list[str]:
     """Every candidate record file under ``folder``, recursively, as path strings sorted like
     ``sorted(Path(folder).rglob("*.json"))`` (by path components; symlinked folders are not
     entered), less asv's own files (``asv/`` at the top, ``machine.json``,
-    ``benchmarks.json``), which lowbench.asv_results reads.
+    ``benchmarks.json``), which lowbench.results.asv reads.
 
     ``os.walk`` and plain strings: ~10x faster than ``rglob`` and Path objects on 200,000 files.
     """

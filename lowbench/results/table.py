@@ -3,9 +3,10 @@ machine, task (name, version, digest, crop), model, quant, checkpoint (``"refere
 shipped weights, else the first 12 hex of the user file's sha256) and pairs scored out of the
 task's total.
 
-Rows are flat dicts; metric names carry their units and their direction lives in
-``lowbench.metrics.METRIC_DIRECTIONS`` (asv's ``track_`` results have no direction, asv #1617).
-Two machines never share a row: ``machine_id`` is a digest of the machine description.
+Rows are flat dicts; which metrics a row holds, where a record keeps them and which direction is
+better is the catalogue's (:mod:`lowbench.results.columns`; asv's ``track_`` results have no
+direction, asv #1617). Two machines never share a row: ``machine_id`` is a digest of the machine
+description (:func:`lowbench.results.provenance.machine_id`).
 """
 
 from __future__ import annotations
@@ -18,20 +19,14 @@ import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from lowbench.digest import json_digest
-from lowbench.metrics import METRIC_DIRECTIONS
-from lowbench.record import RecordWarning, read_record, record_files
+from lowbench.results.asv import load_asv_rows
+from lowbench.results.columns import Column, metric_columns
+from lowbench.results.provenance import checkpoint_is_reference, machine_id, pairs_total_of
+from lowbench.results.records import RecordWarning, read_record, record_files
 
-#: Metric columns of a row, in display order.
-METRICS = (
-    "psnr_db", "ssim", "latency_median_ms", "latency_p90_ms", "latency_p99_ms",
-    "end_to_end_ms", "peak_rss_mib", "swap_peak_mib", "energy_per_inference_net_mj",
-    "energy_per_inference_gross_mj", "params", "macs", "size_bytes",
-)
 #: Identity columns of a row: two rows that differ in any of them measured different things.
 KEY = ("commit", "machine_id", "task", "task_version", "task_digest", "crop", "model", "quant",
        "checkpoint", "pairs", "pairs_total")
@@ -39,105 +34,51 @@ KEY = ("commit", "machine_id", "task", "task_version", "task_digest", "crop", "m
 REFERENCE = "reference"
 
 
-def machine_id(machine: dict[str, Any]) -> str:
-    """A short stable digest of the fields that identify a machine (not its hostname)."""
-    jet = machine.get("jetson")
-    if not isinstance(jet, dict):
-        jet = {}
-    fields = (*(machine.get(k) for k in ("cpu", "arch", "cores", "ram_mib", "accelerator")),
-              *(jet.get(k) for k in ("model", "l4t_release", "nvpmodel")),
-              machine.get("hostname_label"))
-    try:
-        return _machine_digest(fields)  # memoized: 200,000 records come from a few machines
-    except TypeError:  # an unhashable field (a list or dict): compute it afresh
-        return _machine_digest.__wrapped__(fields)
+#: (catalogue's metric columns, ((section, column names), ...)): rebuilt when the catalogue
+#: changes; a row is read ~200,000 times per site build.
+_sections: tuple[Any, tuple[tuple[str, tuple[str, ...]], ...]] = (None, ())
 
 
-@lru_cache(maxsize=1024)
-def _machine_digest(fields: tuple) -> str:
-    cpu, arch, cores, ram_mib, accelerator, model, l4t_release, nvpmodel, label = fields
-    ident = {"cpu": cpu, "arch": arch, "cores": cores, "ram_mib": ram_mib,
-             "accelerator": accelerator,
-             "jetson": {"model": model, "l4t_release": l4t_release, "nvpmodel": nvpmodel},
-             "label": label}
-    return json_digest(ident, 12)
+def _by_section(columns: tuple[Column, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The record sections the catalogue reads, each with the columns read from it."""
+    global _sections
+    if _sections[0] is not columns:
+        grouped: dict[str, list[str]] = {}
+        for c in columns:
+            grouped.setdefault(c.record[0], []).append(c.name)
+        _sections = (columns, tuple((k, tuple(v)) for k, v in grouped.items()))
+    return _sections[1]
 
 
-def _get(d: dict[str, Any] | None, *path: str) -> Any:
-    for p in path:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(p)
-    return d
-
-
-def checkpoint_is_reference(ckpt: dict[str, Any] | None) -> bool:
-    """Whether a record's ``variant.checkpoint`` is the shipped (reference) weights: its own
-    ``reference`` flag; for records written before it existed, ``source == "shipped"`` or a digest
-    equal to a checkpoint this install ships. No checkpoint at all (LibRaw) is the reference."""
-    if not isinstance(ckpt, dict) or not ckpt.get("sha256"):
-        return True
-    if isinstance(ckpt.get("reference"), bool):
-        return ckpt["reference"]
-    if ckpt.get("source") == "shipped":
-        return True
-    from lowbench.provenance import shipped_digests
-
-    return ckpt["sha256"] in shipped_digests()
-
-
-@lru_cache(maxsize=256)
-def _task_total(name: str, version: int | None, manifest_sha256: str | None) -> int | None:
-    """Pair count of an installed task with this name, version and manifest digest (None when
-    this install has no such task: the count is then unknown)."""
-    from lowbench.tasks import get_task
-
-    try:
-        task = get_task(name)
-    except Exception:  # noqa: BLE001 - unknown task, unreadable manifest: the count is unknown
-        return None
-    if task.version != version or task.fingerprint()["manifest_sha256"] != manifest_sha256:
-        return None
-    return len(task.listed())
-
-
-def pairs_total_of(task: dict[str, Any]) -> int | None:
-    """The task's total pair count of a record's ``task`` section: ``pairs_total`` if recorded,
-    else derived from the installed task of the same name, version and digest (None: unknown)."""
-    total = task.get("pairs_total")
-    if isinstance(total, int) and not isinstance(total, bool):
-        return total
-    name, digest = task.get("name"), task.get("manifest_sha256")
-    if not isinstance(name, str) or not isinstance(digest, (str, type(None))):
-        return None
-    version = task.get("version")
-    return _task_total(name, version if isinstance(version, int) else None, digest)
+def _reasons(record: dict[str, Any], columns: tuple[Column, ...]) -> dict[str, str]:
+    """Why a metric is null, by column: a record section's own ``reason`` (energy: no meter)
+    for every catalogue column read from that section, then each section's ``reasons``."""
+    reasons: dict[str, str] = {}
+    sections = [(record.get(name), names) for name, names in _by_section(columns)]
+    for section, names in sections:
+        if isinstance(section, dict) and section.get("reason"):
+            reasons.update(dict.fromkeys(names, section["reason"]))
+    for section, _names in sections:
+        if isinstance(section, dict) and section.get("reasons"):
+            reasons.update(section["reasons"])
+    return reasons
 
 
 def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
-    """Flatten one evaluate record into a table row (see METRICS and KEY)."""
+    """Flatten one evaluate record into a table row: :data:`KEY`, every metric of the catalogue
+    (:func:`lowbench.results.columns.metric_names`, read from its record field) and
+    ``psnr_<ratio>_db`` per exposure ratio."""
     env = record["environment"]
     commit = env.get("commit") or {}
     lat = record.get("latency") or {}
-    mem = record.get("memory") or {}
-    energy = record.get("energy") or {}
-    size = record.get("size") or {}
     quality = record.get("quality") or {}
     variant = record["variant"]
-    reasons: dict[str, str] = {}
-    if energy.get("reason"):
-        reasons["energy_per_inference_net_mj"] = energy["reason"]
-        reasons["energy_per_inference_gross_mj"] = energy["reason"]
-    for k, v in (mem.get("reasons") or {}).items():
-        reasons[k] = v
-    for k, v in (lat.get("reasons") or {}).items():
-        reasons[k] = v
-    for k, v in (size.get("reasons") or {}).items():
-        reasons[k] = v
+    metrics = metric_columns()
+    reasons = _reasons(record, metrics)
     if record["status"] != "ok":
         why = (record.get("failure") or {}).get("reason") or variant.get("reason") or "failed"
-        for m in METRICS:
-            reasons.setdefault(m, f"{record['status']}: {why}")
+        for c in metrics:
+            reasons.setdefault(c.name, f"{record['status']}: {why}")
     task = record["task"]
     ckpt = variant.get("checkpoint")
     ckpt = ckpt if isinstance(ckpt, dict) else {}
@@ -166,24 +107,16 @@ def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
         "pairs": task["pairs_evaluated"],
         "pairs_total": pairs_total_of(task),
         "limit": task.get("limit"),
-        "psnr_db": quality.get("psnr_db"),
-        "ssim": quality.get("ssim"),
-        "latency_median_ms": lat.get("median_ms"),
-        "latency_p90_ms": lat.get("p90_ms"),
-        "latency_p99_ms": lat.get("p99_ms"),
-        "latency_std_ms": lat.get("std_ms"),
-        "latency_n": lat.get("n"),
-        "end_to_end_ms": _get(record, "end_to_end", "total_ms"),
-        "peak_rss_mib": mem.get("peak_rss_mib"),
-        "swap_peak_mib": mem.get("swap_peak_mib"),
-        "energy_per_inference_net_mj": energy.get("energy_per_inference_net_mj"),
-        "energy_per_inference_gross_mj": energy.get("energy_per_inference_gross_mj"),
-        "params": size.get("params"),
-        "macs": size.get("macs"),
-        "size_bytes": size.get("size_bytes"),
-        "reasons": reasons,
-        "gallery": record.get("gallery") or [],
     }
+    for c in metrics:  # the record field; inlined: 13 columns x 200,000 records
+        v: Any = record
+        for key in c.record:
+            v = v.get(key) if isinstance(v, dict) else None
+        row[c.name] = v
+    row["latency_std_ms"] = lat.get("std_ms")
+    row["latency_n"] = lat.get("n")
+    row["reasons"] = reasons
+    row["gallery"] = record.get("gallery") or []
     for label, stats in sorted((quality.get("per_ratio") or {}).items()):
         row[f"psnr_{label}_db"] = stats.get("psnr_db")
     return row
@@ -273,7 +206,8 @@ def _jobs() -> int:
 
 #: Below this many files one process reads them all (forking would cost more than it saves).
 PARALLEL_MIN_FILES = 4000
-_CHUNK = 2000
+#: Records per chunk of work (one worker task).
+CHUNK = 2000
 
 
 def _read_chunks(jobs_list: list[tuple[str, list[str]]]) -> Iterator[tuple[list, dict, list]]:
@@ -305,7 +239,7 @@ def load_table(folders: Iterable[str | Path]) -> ResultTable:
     chunks = []
     for folder in folders:
         paths = record_files(folder)
-        chunks.extend((str(folder), paths[i:i + _CHUNK]) for i in range(0, len(paths), _CHUNK))
+        chunks.extend((str(folder), paths[i:i + CHUNK]) for i in range(0, len(paths), CHUNK))
     with _gc_paused():
         for chunk_rows, machines, skipped in _read_chunks(chunks):
             for msg in skipped:
@@ -313,16 +247,11 @@ def load_table(folders: Iterable[str | Path]) -> ResultTable:
             rows.extend(chunk_rows)
             for mid, desc in machines.items():
                 table.machines.setdefault(mid, desc)
-    try:
-        from lowbench.asv_results import load_asv_rows
-    except ImportError:  # pragma: no cover - asv reader not present
-        load_asv_rows = None
-    if load_asv_rows is not None:
-        for folder in folders:
-            for row, machine in load_asv_rows(folder):
-                row["results_root"] = str(folder)
-                rows.append(row)
-                table.machines.setdefault(row["machine_id"], machine)
+    for folder in folders:
+        for row, machine in load_asv_rows(folder):
+            row["results_root"] = str(folder)
+            rows.append(row)
+            table.machines.setdefault(row["machine_id"], machine)
     rows.sort(key=_sort_key)
     return table
 
@@ -338,10 +267,3 @@ _SORT_FIELDS = (*KEY, "created_utc", "run_id")
 def load_rows(folders: Iterable[str | Path]) -> list[dict[str, Any]]:
     """Just the rows of :func:`load_table`."""
     return load_table(folders).rows
-
-
-def direction(metric: str) -> str | None:
-    """'higher' or 'lower' is better, for a metric column (None for non-metrics)."""
-    if metric.startswith("psnr_"):
-        return "higher"
-    return METRIC_DIRECTIONS.get(metric)

@@ -1,4 +1,6 @@
-"""What a record says about where its inputs came from, without naming the machine's paths.
+"""What a record says about where its inputs came from, without naming the machine's paths:
+the machine (by a digest of its hardware, :func:`machine_id`), the task (its pair count, from the
+installed task where a record predates ``pairs_total``) and the checkpoint.
 
 A result record is published and read on other machines: it names a shipped checkpoint by its
 package-relative name (``lowbench/checkpoints/light.safetensors``), a user's checkpoint by its
@@ -16,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from lowbench.digest import sha256_file
+from lowbench.digest import json_digest, sha256_file
 from lowbench.paths import PACKAGE_DIR
 
 #: Where the shipped checkpoints live, and how a record names them (package-relative).
@@ -28,6 +30,72 @@ SHIPPED_NAME_PREFIX = "lowbench/checkpoints/"
 def shipped_digests() -> frozenset[str]:
     """sha256 of every checkpoint this install ships (float and QAT), hashed once per process."""
     return frozenset(sha256_file(p) for p in sorted(SHIPPED_CHECKPOINT_DIR.glob("*.safetensors")))
+
+
+def machine_id(machine: dict[str, Any]) -> str:
+    """A short stable digest (12 hex) of the fields that identify a machine (not its hostname):
+    two machines never share a row, and asv results of the same hardware get the same id."""
+    jet = machine.get("jetson")
+    if not isinstance(jet, dict):
+        jet = {}
+    fields = (*(machine.get(k) for k in ("cpu", "arch", "cores", "ram_mib", "accelerator")),
+              *(jet.get(k) for k in ("model", "l4t_release", "nvpmodel")),
+              machine.get("hostname_label"))
+    try:
+        return _machine_digest(fields)  # memoized: 200,000 records come from a few machines
+    except TypeError:  # an unhashable field (a list or dict): compute it afresh
+        return _machine_digest.__wrapped__(fields)
+
+
+@lru_cache(maxsize=1024)
+def _machine_digest(fields: tuple) -> str:
+    cpu, arch, cores, ram_mib, accelerator, model, l4t_release, nvpmodel, label = fields
+    ident = {"cpu": cpu, "arch": arch, "cores": cores, "ram_mib": ram_mib,
+             "accelerator": accelerator,
+             "jetson": {"model": model, "l4t_release": l4t_release, "nvpmodel": nvpmodel},
+             "label": label}
+    return json_digest(ident, 12)
+
+
+def checkpoint_is_reference(ckpt: dict[str, Any] | None) -> bool:
+    """Whether a record's ``variant.checkpoint`` is the shipped (reference) weights: its own
+    ``reference`` flag; for records written before it existed, ``source == "shipped"`` or a digest
+    equal to a checkpoint this install ships. No checkpoint at all (LibRaw) is the reference."""
+    if not isinstance(ckpt, dict) or not ckpt.get("sha256"):
+        return True
+    if isinstance(ckpt.get("reference"), bool):
+        return ckpt["reference"]
+    if ckpt.get("source") == "shipped":
+        return True
+    return ckpt["sha256"] in shipped_digests()
+
+
+@lru_cache(maxsize=256)
+def _task_total(name: str, version: int | None, manifest_sha256: str | None) -> int | None:
+    """Pair count of an installed task with this name, version and manifest digest (None when
+    this install has no such task: the count is then unknown)."""
+    from lowbench.tasks import get_task  # tasks reads raw files: only when a record needs it
+
+    try:
+        task = get_task(name)
+    except Exception:  # noqa: BLE001 - unknown task, unreadable manifest: the count is unknown
+        return None
+    if task.version != version or task.fingerprint()["manifest_sha256"] != manifest_sha256:
+        return None
+    return len(task.listed())
+
+
+def pairs_total_of(task: dict[str, Any]) -> int | None:
+    """The task's total pair count of a record's ``task`` section: ``pairs_total`` if recorded,
+    else derived from the installed task of the same name, version and digest (None: unknown)."""
+    total = task.get("pairs_total")
+    if isinstance(total, int) and not isinstance(total, bool):
+        return total
+    name, digest = task.get("name"), task.get("manifest_sha256")
+    if not isinstance(name, str) or not isinstance(digest, (str, type(None))):
+        return None
+    version = task.get("version")
+    return _task_total(name, version if isinstance(version, int) else None, digest)
 
 
 def is_absolute(text: str) -> bool:
@@ -101,8 +169,6 @@ def migrate_record(record: dict[str, Any]) -> dict[str, Any]:
     by name + sha256 + ``reference`` (records of the shipped weights stay the reference even where
     the shipped file has changed since); no absolute path in the calibration cache file or the
     command line. Figures are untouched; a migrated record migrates to itself."""
-    from lowbench.results import checkpoint_is_reference, pairs_total_of
-
     rec = copy.deepcopy(record)
     task = rec.get("task") or {}
     if "pairs_total" not in task:
