@@ -7,7 +7,6 @@ This module knows nothing of the standard tasks beyond the names it is given, so
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from lowbench.digest import bytes_digest
 from lowbench.errors import LowbenchError
 
 TASK_FILE_SUFFIXES = (".yaml", ".yml")
@@ -106,7 +106,7 @@ def read_task_file(path: str | Path, standard: Sequence[str]) -> TaskFile:
     return TaskFile(path=file, name=name,
                     description=str(spec.get("description") or f"user task file {file.name}"),
                     pairs=pairs, crop=crop, calibration_task=calibration,
-                    sha256=hashlib.sha256(data).hexdigest())
+                    sha256=bytes_digest(data))
 
 
 def _user_pair(written: Path, index: int, item: Any) -> tuple[str, str, float]:

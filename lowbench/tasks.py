@@ -8,7 +8,6 @@ is a YAML file of pairs (see docs/tasks.md, :func:`load_task_file` and ``lowbenc
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +17,7 @@ import yaml
 
 from lowbench import raw as rawpipe
 from lowbench.data import sid as sidlists
-from lowbench.digest import sha256_file
+from lowbench.digest import bytes_digest, sha256_file
 from lowbench.errors import DataError, LowbenchError
 from lowbench.pairs import Pair, RawChecks, frame_mismatch
 from lowbench.paths import PACKAGE_DIR, cache_dir, git_checkout_root, manifest_path
@@ -241,8 +240,7 @@ class Task:
 
     def fingerprint(self) -> dict[str, Any]:
         """What identifies this task's data in a result record (manifest hash + file checksums)."""
-        digest = hashlib.sha256(
-            yaml.safe_dump(self.spec, sort_keys=True).encode("utf-8")).hexdigest()
+        digest = bytes_digest(yaml.safe_dump(self.spec, sort_keys=True).encode("utf-8"))
         return {"task": self.name, "task_version": self.version, "manifest_sha256": digest,
                 "files_sha256": dict(sorted(self.sha256.items())) or None}
 

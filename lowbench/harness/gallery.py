@@ -8,7 +8,6 @@ parent. Images are float (H, W, 3) in [0, 1]; PNGs are 8-bit sRGB.
 
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from lowbench import raw as rawpipe
+from lowbench.digest import bytes_digest
 from lowbench.fsutil import atomic_write_bytes
 from lowbench.pairs import Pair, packed_input
 
@@ -55,7 +55,7 @@ def store_png(folder: Path, img: np.ndarray) -> str:
     """Write ``img`` (float (H, W, 3) in [0, 1]) as a PNG content-addressed under ``folder``
     (atomically; an existing file of that content is kept); its name ``<sha256[:24]>.png``."""
     data = _to_png(img)
-    name = f"{hashlib.sha256(data).hexdigest()[:24]}.png"
+    name = f"{bytes_digest(data, 24)}.png"
     path = folder / name
     if not path.exists():
         atomic_write_bytes(path, data)

@@ -11,7 +11,6 @@ CPUs), then in ``cache_dir()/calibration/``; on a miss the model is calibrated a
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lowbench.digest import json_digest, weights_digest
+from lowbench.digest import bytes_digest, json_digest, weights_digest
 from lowbench.errors import CheckpointError, DataError
 from lowbench.models.unet import PaddedModel
 from lowbench.paths import PACKAGE_DIR, cache_dir
@@ -137,7 +136,7 @@ def static_calibration_key(prepared: nn.Module, model: PaddedModel, model_name: 
     activation range, settings, the prepared graph and torch's minor version."""
     # The prepared graph's code pins where every observer sits, so a qconfig change can never
     # load observer statistics recorded at other positions.
-    graph = hashlib.sha256(prepared.code.encode()).hexdigest()[:16]
+    graph = bytes_digest(prepared.code.encode(), 16)
     return {"format": CALIBRATION_FORMAT, "model": model_name,
             "weights": weights_id or weights_digest(model), "task": calibration_task,
             "engine": engine, "act_quant_max": act_quant_max(engine),

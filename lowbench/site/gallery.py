@@ -9,12 +9,12 @@ results folder, a missing file or a file that is not a PNG is skipped with a war
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lowbench.digest import bytes_digest
 from lowbench.fsutil import atomic_write_bytes
 from lowbench.site.model import Latest, variant_of
 
@@ -75,7 +75,7 @@ class ImageStore:
                     warnings.warn(f"gallery image is not a PNG: {rel}", GalleryWarning,
                                   stacklevel=2)
                 else:
-                    result = f"img/{hashlib.sha256(data).hexdigest()[:24]}.png"
+                    result = f"img/{bytes_digest(data, 24)}.png"
                     dest = self.site / result
                     if not dest.exists():  # atomic: a killed build leaves no partial PNG
                         atomic_write_bytes(dest, data)

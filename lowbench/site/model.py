@@ -10,12 +10,12 @@ cell, and never on a Pareto front or in the ablation (see :meth:`Variant.is_refe
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from lowbench.digest import bytes_digest
 from lowbench.models.registry import MODEL_NAMES, QUANT_NAMES
 from lowbench.results.table import REFERENCE, is_complete
 
@@ -103,7 +103,7 @@ def slug(*parts: Any) -> str:
     """A safe, unique, deterministic file stem: readable prefix + 10 hex of a digest."""
     text = "-".join(str(p) for p in parts)
     readable = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48].strip("-")
-    digest = hashlib.sha1(repr(tuple(str(p) for p in parts)).encode()).hexdigest()[:10]
+    digest = bytes_digest(repr(tuple(str(p) for p in parts)).encode(), 10, "sha1")
     return f"{readable}-{digest}" if readable else digest
 
 
