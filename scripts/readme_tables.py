@@ -12,13 +12,14 @@ import math
 import re
 import statistics
 
+from lowbench.models.registry import MODEL_NAMES, QUANT_NAMES
 from lowbench.results.records import iter_records
 from lowbench.results.table import load_table
 from lowbench.site.model import group_tables, latest, variant_of
 from lowbench.units import SIZE_UNIT, format_mib
 
-QUANTS = ("fp32", "fp16", "dynamic", "static", "qat")
-MODELS = ("sid", "light", "lighter", "fire", "libraw")
+QUANTS = QUANT_NAMES
+MODELS = MODEL_NAMES
 
 
 def _f(v: object, fmt: str = "{:.2f}") -> str:
