@@ -31,6 +31,7 @@ from lowbench import __version__
 from lowbench.errors import CheckpointError, VariantError
 from lowbench.fsutil import atomic_write_bytes
 from lowbench.models import LEARNED_MODELS, build, describe
+from lowbench.qat_storage import decode as decode_qat_storage
 from lowbench.tensorfile import read_tensors, tensors_bytes
 
 FORMAT_VERSION = "1"
@@ -303,7 +304,8 @@ def _format_supported(version: str) -> bool:
 
 
 def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    return read_tensors(path)
+    tensors, metadata = read_tensors(path)
+    return decode_qat_storage(tensors, metadata, str(path)), metadata  # packed QAT weights
 
 
 def _load_seeindark_pth(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

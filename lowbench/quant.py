@@ -101,6 +101,7 @@ from lowbench.models import build
 from lowbench.models.unet import PaddedModel
 from lowbench.names import QUANT_NAMES as QUANT_NAMES  # re-exported
 from lowbench.paths import PACKAGE_DIR, cache_dir
+from lowbench.qat_storage import decode as decode_qat_storage
 from lowbench.qparam_ties import tie_pool_qparams
 from lowbench.tensorfile import read_tensors, write_tensors
 from lowbench.weight_only import count_weight_only_int8, int8_transposed_weights
@@ -739,6 +740,7 @@ def load_qat_checkpoint(path: str | Path, model_name: str) -> tuple[dict, dict[s
     if not path.is_file():
         raise CheckpointError(f"QAT checkpoint not found: {path}; check the path")
     state, meta = read_tensors(path)
+    state = decode_qat_storage(state, meta, str(path))  # int8-coded weights -> float32
     declared = meta.get("model")
     if declared and declared != model_name:
         raise CheckpointError(f"{path}: checkpoint is for model '{declared}', not "
