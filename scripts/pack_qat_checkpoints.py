@@ -125,7 +125,8 @@ def main() -> int:
             new = load_qat_checkpoint(path, model)
             diff = differences(model, old, new, inputs)
             print(f"{model}: {old_path.stat().st_size} -> {path.stat().st_size} bytes; "
-                  f"int8 model {'IDENTICAL' if not diff else 'DIFFERS: ' + ', '.join(diff[:5])}"
+                  f"int8 and fake-quant models "
+                  f"{'IDENTICAL' if not diff else 'DIFFER: ' + ', '.join(diff[:5])}"
                   f" ({len(inputs)} synth pairs)")
             status |= bool(diff)
             continue
