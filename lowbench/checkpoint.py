@@ -38,6 +38,7 @@ from lowbench.models.registry import (
     parameter_shapes,
 )
 from lowbench.pth import detect_architecture, read_seeindark_pth
+from lowbench.qat_storage import decode as decode_qat_storage
 from lowbench.tensorfile import read_tensors, tensors_bytes
 
 FORMAT_VERSION = "1"
@@ -174,9 +175,10 @@ def _format_supported(version: str) -> bool:
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a ``.safetensors`` checkpoint, float or QAT: the one place this
-    module reads one (a storage codec of the tensors belongs here)."""
-    return read_tensors(path)
-
+    module reads one (shipped QAT files store their fake-quantized weights as int8 codes,
+    :mod:`lowbench.qat_storage`; they are decoded here)."""
+    tensors, metadata = read_tensors(path)
+    return decode_qat_storage(tensors, metadata, str(path)), metadata
 
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """State dict (as stored) and metadata of a ``.safetensors`` checkpoint or SeeInDark
