@@ -23,3 +23,8 @@ for m in "${models[@]}"; do
         --lr-drop "$LR_DROP" --distill "$DISTILL" --batch-size 4 --patch 256 --threads 1 \
         --seed 0 --val-every 100 --no-progress --out "$OUT_DIR/$m-qat.safetensors"
 done
+# Shipped QAT files store their fake-quantized weights as int8 codes (bit-identical int8 model,
+# less than half the size): pack what was just trained when writing into the package.
+if [ "$OUT_DIR" = "lowbench/checkpoints" ]; then
+    python3 scripts/pack_qat_checkpoints.py --models "${models[@]}"
+fi

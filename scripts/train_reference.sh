@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains the shipped reference checkpoints (fp32 weights stored as fp16) on synth-train.
-# Measured on a 2-core CPU; see README "Reference checkpoints". Usage:
+# Measured on a 2-core CPU; see docs/models.md "Reference checkpoints". Usage:
 #   bash scripts/train_reference.sh [model ...]      (default: lighter fire light sid)
 # STEPS, BATCH, PATCH and LR override the recipe. Deviations from SID, for a 2-core CPU budget:
 # a 256 raw patch (SID: 512, 4x the compute) and lr 1e-3 -> 1e-4 after 80% of the steps (SID:

@@ -238,7 +238,7 @@ def test_published_fp32_beats_libraw_and_static_is_within_budget(model: str, pub
 @pytest.mark.parametrize("model", [pytest.param("sid", marks=pytest.mark.xfail(
     strict=True, reason="sid's distilled QAT is 0.01 dB below static (standard error 0.01 dB "
     "over the 21 pairs): it is closer to fp32, but static's rounding darkens the output and "
-    "offsets part of fp32's red cast on the test photos (README, Quantization; "
+    "offsets part of fp32's red cast on the test photos (docs/quantization.md; "
     "scripts/int8_error_decomposition.py)")), "light", "lighter", "fire"])
 def test_published_qat_loses_no_more_than_static(model: str, published) -> None:
     by = published
