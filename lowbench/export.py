@@ -31,7 +31,7 @@ from lowbench.errors import LowbenchError, VariantError
 from lowbench.fsutil import atomic_path, atomic_write_bytes
 from lowbench.models.unet import PaddedModel, pad_to_multiple
 from lowbench.quant.fx import quiet_ao
-from lowbench.quant.recipes import HalfPrecision
+from lowbench.quant.recipes import BFloat16Precision, HalfPrecision
 from lowbench.variants import Variant
 
 FORMATS: tuple[str, ...] = ("torchscript", "onnx")
@@ -39,7 +39,7 @@ ONNX_OPSET = 17
 
 
 @contextlib.contextmanager
-def _quiet_export() -> Iterator[None]:
+def quiet_export() -> Iterator[None]:
     """TorchScript and the TorchScript-based ONNX exporter are deprecated upstream but are what
     Jetson toolchains (JetPack PyTorch, TensorRT's ONNX parser) consume today."""
     with quiet_ao(), warnings.catch_warnings():
@@ -66,6 +66,8 @@ def example_input(module: nn.Module, size: int, seed: int = 0) -> torch.Tensor:
 def _traced_core(module: nn.Module, x: torch.Tensor) -> nn.Module:
     if isinstance(module, HalfPrecision):
         return HalfPrecision(_traced_core(module.inner, x.half()))
+    if isinstance(module, BFloat16Precision):
+        return BFloat16Precision(_traced_core(module.inner, x.to(torch.bfloat16)))
     if isinstance(module, PaddedModel):
         padded = pad_to_multiple(x, module.multiple)
         core = torch.jit.trace(module.core, padded, check_trace=False)
@@ -75,7 +77,7 @@ def _traced_core(module: nn.Module, x: torch.Tensor) -> nn.Module:
 
 def to_torchscript(module: nn.Module, x: torch.Tensor) -> tuple[torch.jit.ScriptModule, bool]:
     """ScriptModule of ``module`` and whether it accepts any input size (else only ``x``'s)."""
-    with _quiet_export(), torch.no_grad():
+    with quiet_export(), torch.no_grad():
         try:
             return torch.jit.script(_traced_core(module, x)), True
         except (RuntimeError, TypeError, torch.jit.Error):
@@ -90,7 +92,7 @@ def torchscript_bytes(module: nn.Module, x: torch.Tensor) -> bytes:
     """
     scripted, _ = to_torchscript(module, x)
     buffer = io.BytesIO()
-    with _quiet_export():
+    with quiet_export():
         torch.jit.save(scripted, buffer)
         torch.jit.load(io.BytesIO(buffer.getvalue()), map_location=x.device)  # must load back
     return buffer.getvalue()
@@ -110,7 +112,7 @@ def require_onnx() -> None:
 def _write_onnx(variant: Variant, x: torch.Tensor, tmp: Path) -> None:
     require_onnx()
     try:
-        with _quiet_export(), torch.no_grad():
+        with quiet_export(), torch.no_grad():
             torch.onnx.export(
                 variant.module, (x,), str(tmp), dynamo=False, opset_version=ONNX_OPSET,
                 input_names=["packed"], output_names=["srgb"],
@@ -177,7 +179,7 @@ def reload_outputs(path: str | Path, fmt: str, x: torch.Tensor) -> torch.Tensor:
     """Run an exported file on ``x`` (TorchScript: torch.jit.load; ONNX: onnxruntime, CPU)."""
     path = Path(path)
     if fmt == "torchscript":
-        with _quiet_export(), torch.inference_mode():
+        with quiet_export(), torch.inference_mode():
             return torch.jit.load(str(path), map_location=x.device)(x).float().cpu()
     return OnnxRuntimeModule(path)(x)
 

@@ -95,6 +95,8 @@ def build_variant(
             module, info = recipes.build_fp32(model, device)
         elif quant_name == "fp16":
             module, info = recipes.build_fp16(model, device)
+        elif quant_name == "bf16":
+            module, info = recipes.build_bf16(model, device)
         elif quant_name == "dynamic":
             module, info = recipes.build_dynamic(model, device)
         else:

@@ -11,6 +11,7 @@ from pathlib import Path
 from lowbench.cli.argtypes import nonnegative_float, positive_int
 from lowbench.errors import LowbenchError
 from lowbench.models.registry import parse_model, parse_quant
+from lowbench.runtimes.registry import parse_runtime
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,7 +19,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, type=parse_model,
                    help="model name (see `lowbench list models`)")
     p.add_argument("--quant", default="fp32", type=parse_quant,
-                   help="variant (see `lowbench list quants`)")
+                   help="variant (see `lowbench list quants`; int8 = static)")
+    p.add_argument("--runtime", default="torch", type=parse_runtime,
+                   help="where the variant runs (see `lowbench list runtimes`; default: eager "
+                        "torch)")
     p.add_argument("--task", default="synth",
                    help="task name (see `lowbench list tasks`) or a task file, my_task.yaml "
                         "(docs/tasks.md)")
@@ -59,8 +63,9 @@ def config_from_args(args: argparse.Namespace):  # -> EvalConfig (import kept la
 
         check_tegrastats_path(args.tegrastats)
     return EvalConfig(
-        model=args.model, quant=args.quant, task=args.task, data_root=args.data_root,
-        checkpoint=args.checkpoint, device=args.device, threads=args.threads, limit=args.limit,
+        model=args.model, quant=args.quant, runtime=args.runtime, task=args.task,
+        data_root=args.data_root, checkpoint=args.checkpoint, device=args.device,
+        threads=args.threads, limit=args.limit,
         tegrastats=args.tegrastats, latency_budget_s=args.latency_budget,
         latency_min_runs=args.latency_min_runs, memory=not args.no_memory,
         energy=not args.no_energy, command=["lowbench", *sys.argv[1:]])
@@ -99,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
 
     # on stderr, terminal or not (CI logs, nohup): a tqdm bar on a TTY, else a line every few s
-    reporter = Progress(f"evaluate {cfg.model}/{cfg.quant}")
+    reporter = Progress(f"evaluate {cfg.model}/{cfg.quant}/{cfg.runtime}")
 
     def progress(pairs):
         return reporter.iterate(pairs, "pairs")
@@ -113,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(record, indent=1, sort_keys=True, allow_nan=False) + "\n")
     else:
-        title = (f"{cfg.model} / {cfg.quant} on {record['task']['name']} "
+        title = (f"{cfg.model} / {cfg.quant} / {cfg.runtime} on {record['task']['name']} "
                  f"({record['task']['pairs_evaluated']} pairs, "
                  f"{record['environment']['machine_label']})")
         print(title)
@@ -124,6 +129,6 @@ def run(args: argparse.Namespace) -> int:
               f"{path}", file=sys.stderr)
         return 2
     if record["status"] == "unsupported":
-        print(f"lowbench: warning: {cfg.model}/{cfg.quant} is unsupported here: "
+        print(f"lowbench: warning: {cfg.model}/{cfg.quant}/{cfg.runtime} is unsupported here: "
               f"{record['failure']['reason']} (recorded in {path})", file=sys.stderr)
     return 0

@@ -44,7 +44,8 @@ def _variant_section(session: Session) -> dict[str, Any]:
     by file name)."""
     info = dict(session.variant.info)
     keep = ("model", "quant", "engine", "quantized_layers", "quantized_nothing", "calibration",
-            "checkpoint", "device", "dtype", "note", "reason", "status", "layer_types")
+            "checkpoint", "device", "dtype", "note", "reason", "status", "layer_types",
+            "runtime")
     out = {k: info.get(k) for k in keep if k in info}
     ckpt = out.get("checkpoint")
     if isinstance(ckpt, dict):
@@ -145,7 +146,15 @@ def summary_rows(record: dict[str, Any]) -> list[list[Any]]:
     size = record.get("size") or {}
     q = record.get("quality") or {}
     mr = mem.get("reasons") or {}
+    runtime = record["variant"].get("runtime") or {}
     rows = [["status", record["status"], ""]]
+    if runtime:
+        rows.append(["runtime", " ".join(str(v) for v in (runtime.get("name"),
+                                                          runtime.get("version")) if v), ""])
+        rows.append(["precision executed", val(runtime.get("precision"), runtime.get("reason")),
+                     ""])
+        if runtime.get("build_s") is not None:
+            rows.append(["build (export, quantize, compile)", val(runtime["build_s"]), "s"])
     if record.get("failure"):
         rows.append(["reason", record["failure"]["reason"], ""])
     if record["variant"].get("quantized_nothing"):

@@ -36,8 +36,15 @@ from lowbench.measure.latency import StageTimer, measure_latency, set_threads
 from lowbench.metrics import psnr, ssim
 from lowbench.models.registry import check_combination
 from lowbench.pairs import Pair, check_pair, crop_box, load_truth, packed_input
+from lowbench.quant.calibrate import DEFAULT_CALIBRATION, CalibrationSettings
+from lowbench.runtimes.base import DeployRequest, RuntimeUnavailable
+from lowbench.runtimes.registry import deploy, parse_runtime
 from lowbench.tasks import Task, get_task
-from lowbench.variants import Variant, build_variant
+from lowbench.variants import Variant
+
+#: Largest |output during the timed loop - output of the accuracy pass| (sRGB, 0-1) on the
+#: same input: a runtime that skips or caches work differs by far more (MLPerf's TEST01 idea).
+OUTPUT_CHECK_TOLERANCE = 1e-3
 
 #: Stages of one end-to-end image, in order (mean ms of each is reported).
 STAGES = ("decode", "pack", "forward", "postprocess")
@@ -57,6 +64,7 @@ class EvalConfig:
 
     model: str
     quant: str = "fp32"
+    runtime: str = "torch"
     task: str = "synth"
     data_root: str | None = None
     checkpoint: str | None = None
@@ -72,10 +80,13 @@ class EvalConfig:
     idle_s: float = 1.0
     energy_budget_s: float = 2.0
     command: list[str] = field(default_factory=lambda: list(sys.argv))
+    #: how int8 built by a runtime's own tooling is calibrated (None: the default crops)
+    calibration: CalibrationSettings | None = None
 
     def payload(self) -> dict[str, Any]:
         """The JSON-able part a worker process needs to rebuild this variant."""
-        return {"model": self.model, "quant": self.quant, "task": self.task,
+        return {"model": self.model, "quant": self.quant, "runtime": self.runtime,
+                "task": self.task,
                 "data_root": self.data_root, "checkpoint": self.checkpoint,
                 "device": self.device, "threads": self.threads, "limit": self.limit}
 
@@ -116,6 +127,7 @@ class Session:
             raise LowbenchError(f"the variant given is of model {variant.model_name!r}, the "
                                 f"configuration's model is {cfg.model!r}; pass one of "
                                 f"{cfg.model!r}")
+        parse_runtime(cfg.runtime)
         self.cfg = cfg
         self.threads = set_threads(cfg.threads)  # None leaves torch's default
         self.task: Task = get_task(cfg.task)
@@ -123,15 +135,36 @@ class Session:
                                                                      limit=cfg.limit)
         if not self.pairs:
             raise LowbenchError(f"task {cfg.task} has no pairs to evaluate")
-        self.variant: Variant = variant if variant is not None else build_variant(
-            cfg.model, cfg.quant, checkpoint=cfg.checkpoint, task=cfg.task,
-            data_root=cfg.data_root, device=cfg.device)
         self.sync = _sync_for(cfg.device)
         self.is_libraw = cfg.model == "libraw"
         check_pair(self.pairs[0])  # a file of another camera is named as such, not "too small"
         with rawpipe.read(self.pairs[0].short) as raw:
             self._example_np = packed_input(raw, self.pairs[0])
         self.example = torch.from_numpy(self._example_np)[None].to(cfg.device)
+        self.variant: Variant = variant if variant is not None else self._deploy()
+        #: model output of the accuracy pass and of the timed loop on ``example`` (TEST01)
+        self._accuracy_output: torch.Tensor | None = None
+        self._timed_output: torch.Tensor | None = None
+
+    def _deploy(self) -> Variant:
+        """The variant of ``cfg`` on ``cfg.runtime`` (built, exported, quantized, compiled at
+        the task's input size), or a module-less variant saying why it cannot run here."""
+        cfg = self.cfg
+        if self.is_libraw and cfg.runtime != "torch":
+            raise LowbenchError("the LibRaw baseline is not a network: it runs only with "
+                                "--runtime torch")
+        request = DeployRequest(
+            cfg.model, cfg.quant, device=cfg.device, threads=self.threads,
+            input_hw=(int(self.example.shape[-2]), int(self.example.shape[-1])),
+            checkpoint=cfg.checkpoint, task=cfg.task, data_root=cfg.data_root,
+            calibration=cfg.calibration or DEFAULT_CALIBRATION)
+        try:
+            return deploy(cfg.runtime, request)
+        except RuntimeUnavailable as err:
+            info = {"model": cfg.model, "quant": cfg.quant, "device": cfg.device,
+                    "status": "unsupported", "reason": f"{cfg.runtime}: {err}",
+                    "runtime": {"name": cfg.runtime, "reason": str(err)}}
+            return Variant(cfg.model, cfg.quant, None, info)
 
     # -- status -----------------------------------------------------------------------------
     @property
@@ -157,7 +190,7 @@ class Session:
             with rawpipe.read(self.pairs[0].short) as raw:
                 _develop_amplified(raw, self.pairs[0].ratio)
             return
-        self.forward(self.example)
+        self._timed_output = self.forward(self.example)
         if self.sync is not None:
             self.sync()
 
@@ -182,8 +215,13 @@ class Session:
                 x = torch.from_numpy(packed_input(raw, pair))[None].to(self.cfg.device)
         finally:
             raw.close()
+        prepare = getattr(self.variant.module, "prepare", None)
+        if prepare is not None:  # a runtime builds each new input size once, untimed
+            prepare(tuple(x.shape))
         with timer.stage("forward"):
             y = self.forward(x)
+        if pair is self.pairs[0]:
+            self._accuracy_output = y
         with timer.stage("postprocess"):
             out = y[0].permute(1, 2, 0).float().cpu().numpy()
         return out
@@ -241,7 +279,21 @@ class Session:
         stats["input_shape"] = [1, 4, *self.input_hw]
         stats["threads"] = self.threads
         stats["device"] = self.cfg.device
+        if not self.is_libraw:
+            stats["output_check"] = self.output_check()
         return stats
+
+    def output_check(self) -> dict[str, Any]:
+        """Whether the last output of the timed loop equals the accuracy pass's output on the
+        same input (the first pair) within :data:`OUTPUT_CHECK_TOLERANCE`: a runtime that
+        skips or caches work in the timed loop is caught (MLPerf's TEST01 idea)."""
+        timed, accuracy = self._timed_output, self._accuracy_output
+        if timed is None or accuracy is None:
+            return {"ok": None, "max_abs_diff": None,
+                    "reason": "needs the accuracy pass and the timed loop on the first pair"}
+        diff = float((timed.float().cpu() - accuracy.float().cpu()).abs().max())
+        return {"ok": diff <= OUTPUT_CHECK_TOLERANCE, "max_abs_diff": diff,
+                "tolerance": OUTPUT_CHECK_TOLERANCE}
 
     def measure_energy(self) -> dict[str, Any]:
         """Energy per inference (mJ, gross and net of idle) from the best meter present, or
@@ -279,9 +331,15 @@ class Session:
         with torch.device("meta"):
             float_model = build(self.cfg.model)
         module = self.variant.module
-        size, method = serialized_size_bytes(module, (16, 16)) if module is not None else (None,
-                                                                                           None)
-        static = static_estimate(module, self.input_hw) if module is not None else None
+        artifact = (self.variant.info.get("runtime") or {}).get("artifact")
+        if artifact:  # a runtime's deployed file(s): their bytes on disk
+            size, method = artifact["bytes"], f"{artifact['format']} file on disk"
+            static = None
+        else:
+            module = getattr(module, "eager", module)  # torch-compile: the module it compiles
+            size, method = (serialized_size_bytes(module, (16, 16)) if module is not None
+                            else (None, None))
+            static = static_estimate(module, self.input_hw) if module is not None else None
         return {"params": count_params(float_model),
                 "macs": count_macs(float_model, self.input_hw),
                 "macs_input_packed_hw": list(self.input_hw),

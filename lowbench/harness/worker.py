@@ -18,6 +18,7 @@ import torch
 from lowbench.export import export_variant
 from lowbench.harness.session import EvalConfig, Session
 from lowbench.measure.memory import run_in_worker
+from lowbench.runtimes.base import RuntimeModule
 
 
 def memory_worker(payload: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +63,20 @@ def measure_memory(cfg: EvalConfig, session: Session | None = None, runs: int = 
     payload: dict[str, Any] = {**cfg.payload(), "runs": runs}
     with tempfile.TemporaryDirectory(prefix="lowbench-mem-") as tmp:
         how = "builds the LibRaw session"
-        if session is not None and session.variant.module is not None:
+        target = "lowbench.harness.worker:memory_worker"
+        module = session.variant.module if session is not None else None
+        worker = getattr(module, "worker", None)
+        if worker:  # a runtime's artifact: the worker loads it in that runtime, nothing else
+            h, w = module.padded_shape((1, 4, *session.input_hw))[2:]
+            payload.update(runtime_worker=worker, input_hw=[h, w])
+            target = "lowbench.runtimes.loaders:memory_worker"
+            how = f"loads the variant's {worker['runtime']} file in {worker['runtime']} (no torch)"
+        elif isinstance(module, RuntimeModule):
+            reason = (f"{session.cfg.runtime}: not measured in a clean worker (compiling there "
+                      "would count the compiler's memory, not the variant's)")
+            return {"peak_rss_mib": None, "swap_peak_mib": None,
+                    "reasons": {"peak_rss_mib": reason, "swap_peak_mib": reason}}
+        elif session is not None and module is not None:
             h, w = session.input_hw
             path = export_variant(session.variant, "torchscript", Path(tmp) / "variant.pt",
                                   size=h)
@@ -70,13 +84,14 @@ def measure_memory(cfg: EvalConfig, session: Session | None = None, runs: int = 
                            engine=torch.backends.quantized.engine)
             how = "loads the variant's TorchScript file"
         try:
-            mem = run_in_worker("lowbench.harness.worker:memory_worker", payload)
+            mem = run_in_worker(target, payload)
         except RuntimeError as err:
             reason = f"memory worker failed: {str(err).splitlines()[0]}"
             return {"peak_rss_mib": None, "swap_peak_mib": None,
                     "reasons": {"peak_rss_mib": reason, "swap_peak_mib": reason}}
     mem.pop("result", None)
-    mem["definition"] = (f"clean worker process: imports torch, {how}, {runs} forward passes "
+    imports = "" if "(no torch)" in how else "imports torch, "
+    mem["definition"] = (f"clean worker process: {imports}{how}, {runs} forward passes "
                          "on the task's input size; VmHWM at exit; swap sampled every "
                          f"{mem['sample_interval_s']} s")
     return mem

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from lowbench.models.unet import PaddedModel
 
 #: The quantization variants, in their natural order (the recipes live in :mod:`lowbench.quant`).
-QUANT_NAMES: tuple[str, ...] = ("fp32", "fp16", "dynamic", "static", "qat")
+QUANT_NAMES: tuple[str, ...] = ("fp32", "fp16", "bf16", "dynamic", "static", "qat")
+#: Other names ``--quant`` accepts, and the variant each one means.
+QUANT_ALIASES: dict[str, str] = {"int8": "static"}
 #: The only variant of the (non-neural) LibRaw baseline.
 LIBRAW_QUANTS: tuple[str, ...] = ("fp32",)
 #: Prefix of every key of ``build(name).state_dict()`` (the padded model's ``core``).
@@ -226,10 +228,14 @@ def parse_learned_model(name: str) -> str:
 
 
 def parse_quant(name: str) -> str:
-    """``name`` if it is a variant of :data:`QUANT_NAMES`, else a LowbenchError listing them
-    (an argparse ``type`` for ``--quant``)."""
+    """``name`` if it is a variant of :data:`QUANT_NAMES` (an alias of :data:`QUANT_ALIASES`
+    gives the variant it means: ``int8`` is ``static``), else a LowbenchError listing them (an
+    argparse ``type`` for ``--quant``)."""
+    name = QUANT_ALIASES.get(name, name)
     if name not in QUANT_NAMES:
-        raise LowbenchError(f"unknown quant {name!r}; choose one of: {', '.join(QUANT_NAMES)}")
+        aliases = ", ".join(f"{a} = {v}" for a, v in QUANT_ALIASES.items())
+        raise LowbenchError(f"unknown quant {name!r}; choose one of: {', '.join(QUANT_NAMES)} "
+                            f"({aliases})")
     return name
 
 

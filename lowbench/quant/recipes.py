@@ -1,4 +1,4 @@
-"""The quantization recipes: fp32, fp16, dynamic, static int8 and QAT int8, and their table.
+"""The quantization recipes: fp32, fp16, bf16, dynamic, static int8 and QAT int8, and their table.
 
 Every builder takes a float :class:`~lowbench.models.unet.PaddedModel` (weights loaded; QAT: a
 QAT state dict) and returns ``(module or None, info)`` with the keys of
@@ -111,6 +111,48 @@ def build_fp16(model: PaddedModel, device: str = "cpu") -> tuple[nn.Module | Non
         note = (f"fp16 on CPU: {measured} (CPUs without native fp16 fall back to slow "
                 "kernels); the timing is measured as is")
     return module, quant_info(dtype="float16", note=note)
+
+
+class BFloat16Precision(nn.Module):
+    """Run ``inner`` (already ``.to(torch.bfloat16)``) on a bfloat16 copy of the input; return
+    float32."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """float32 ``(N, 4, h, w)`` -> float32 ``(N, 3, 2h, 2w)``, computed in bfloat16."""
+        return self.inner(x.to(torch.bfloat16)).float()
+
+
+def bf16_unsupported_reason(device: str) -> str | None:
+    """None if bfloat16 convolution runs natively on ``device``, else the reason: on a CPU,
+    oneDNN's own check (AVX512-BF16 / AMX on x86, BF16 on Arm); elsewhere a tiny conv probe."""
+    if torch.device(device).type == "cpu":
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return ("bf16 convolution unsupported on this device: this CPU has no native "
+                    "bfloat16 arithmetic (x86 needs AVX512-BF16 or AMX, Arm needs BF16); "
+                    "PyTorch would emulate it")
+        return None
+    try:
+        x = torch.zeros(1, 4, 8, 8, dtype=torch.bfloat16, device=device)
+        F.conv2d(x, torch.zeros(8, 4, 3, 3, dtype=torch.bfloat16, device=device), padding=1)
+    except (RuntimeError, NotImplementedError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return f"bf16 convolution unsupported on this device: {first}"
+    return None
+
+
+def build_bf16(model: PaddedModel, device: str = "cpu") -> tuple[nn.Module | None, dict]:
+    """Weights and activations in bfloat16 on ``device`` (float32 in and out); status
+    "unsupported" where bfloat16 convolution is not native (never an emulated or fp32 run
+    under the bf16 label)."""
+    reason = bf16_unsupported_reason(device)
+    if reason is not None:
+        return None, quant_info(dtype="bfloat16", status="unsupported", reason=reason)
+    module = BFloat16Precision(model.eval().to(device).to(torch.bfloat16)).eval()
+    return module, quant_info(dtype="bfloat16")
 
 
 def build_dynamic(model: PaddedModel, device: str = "cpu") -> tuple[nn.Module | None, dict]:
@@ -235,6 +277,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            lambda i: build_fp32(_float_model(i), i.device)),
     Recipe("fp16", "weights and activations in float16 (CUDA; CPU only where fp16 conv runs)",
            lambda i: build_fp16(_float_model(i), i.device)),
+    Recipe("bf16", "weights and activations in bfloat16 (CPUs with AVX512-BF16/AMX or Arm BF16; "
+           "Ampere+ GPUs)", lambda i: build_bf16(_float_model(i), i.device)),
     Recipe("dynamic", "torch dynamic int8 (Linear/RNN only): quantizes nothing in these conv nets",
            lambda i: build_dynamic(_float_model(i), i.device)),
     Recipe("static", "post-training static int8, FX graph mode, calibrated on the task's train "

@@ -68,8 +68,12 @@ def validate(record: dict[str, Any]) -> None:
 
 
 def record_filename(record: dict[str, Any]) -> str:
-    """``<task>__<model>__<quant>__<created_utc>__<run_id>.json`` with unsafe characters removed."""
-    parts = [record["task"]["name"], record["variant"]["model"], record["variant"]["quant"],
+    """``<task>__<model>__<quant>[__<runtime>]__<created_utc>__<run_id>.json`` with unsafe
+    characters removed (the runtime only when it is not eager torch)."""
+    variant = record["variant"]
+    runtime = (variant.get("runtime") or {}).get("name") or "torch"
+    parts = [record["task"]["name"], variant["model"], variant["quant"],
+             *([runtime] if runtime != "torch" else []),
              record["created_utc"].replace(":", "").replace("-", ""), record["run_id"][:12]]
     return "__".join(_SAFE.sub("_", str(p)) for p in parts) + ".json"
 

@@ -1,0 +1,93 @@
+"""Loading a deployed file in its runtime, without torch: what the clean memory worker runs.
+
+:func:`memory_worker` is the target of :func:`lowbench.measure.memory.run_in_worker` for a
+runtime's artifact: a fresh process that imports numpy and the runtime only, loads the file
+and runs a few forward passes, so its peak RSS is the deployed footprint (interpreter +
+runtime + weights + activations), with no torch in memory. The runtime modules build their
+sessions through the same functions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Input name of every lowbench ONNX file (see :mod:`lowbench.runtimes.onnx_files`).
+INPUT = "packed"
+
+
+def ort_session_options(threads: int | None, optimized_path: Path | None = None) -> Any:
+    """ONNX Runtime SessionOptions: all graph optimizations, ``threads`` intra-op threads
+    (None: ORT's default), sequential execution, and where to save the optimized graph."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.inter_op_num_threads = 1
+    if threads:
+        so.intra_op_num_threads = int(threads)
+    if optimized_path is not None:
+        so.optimized_model_filepath = str(optimized_path)
+    so.log_severity_level = 3
+    return so
+
+
+def ort_session(path: str | Path, threads: int | None, providers: list[str],
+                optimized_path: Path | None = None) -> Any:
+    """An ONNX Runtime InferenceSession of the file at ``path``."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), ort_session_options(threads, optimized_path),
+                                providers=providers)
+
+
+def ort_runner(sess: Any) -> Any:
+    """numpy packed input -> numpy output through ``sess``."""
+    return lambda x: sess.run(None, {INPUT: x})[0]
+
+
+def openvino_compile(xml: str | Path, shape: tuple[int, ...], config: dict[str, Any]) -> Any:
+    """The OpenVINO IR at ``xml`` compiled for the CPU at the static input ``shape``."""
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(xml))
+    model.reshape({INPUT: list(shape)})
+    return core.compile_model(model, "CPU", config)
+
+
+def openvino_runner(compiled: Any) -> Any:
+    """numpy packed input -> numpy output through one infer request of ``compiled``."""
+    request = compiled.create_infer_request()
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return request.infer({0: x}, share_inputs=True)[0].copy()
+
+    return run
+
+
+def load_runner(payload: dict[str, Any]) -> Any:
+    """The runner of the deployed file described by ``payload`` (a deployed module's
+    ``worker``: ``runtime`` and what that runtime needs to reload its file)."""
+    if payload["runtime"] == "onnxruntime":
+        return ort_runner(ort_session(payload["file"], payload.get("threads"),
+                                      payload["providers"]))
+    if payload["runtime"] == "openvino":
+        return openvino_runner(openvino_compile(payload["file"], tuple(payload["shape"]),
+                                                payload["config"]))
+    raise ValueError(f"no loader for runtime {payload['runtime']!r}")
+
+
+def memory_worker(payload: dict[str, Any]) -> dict[str, Any]:
+    """Worker-process target: load the file of ``payload["runtime_worker"]`` and run
+    ``runs`` forward passes on a zero ``1 x 4 x h x w`` input (``input_hw``); nothing else."""
+    runs = int(payload.get("runs", 3))
+    run = load_runner(payload["runtime_worker"])
+    h, w = payload["input_hw"]
+    x = np.zeros((1, 4, h, w), dtype=np.float32)
+    for _ in range(runs):
+        run(x)
+    return {"runs": runs, "loaded": payload["runtime_worker"]["runtime"]}
