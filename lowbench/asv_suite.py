@@ -19,6 +19,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from lowbench.models.registry import LIBRAW_QUANTS, MODEL_NAMES, QUANT_NAMES, is_valid_combination
+from lowbench.runtimes.registry import DEFAULT_RUNTIME, RUNTIME_NAMES
 
 if TYPE_CHECKING:
     from lowbench.harness.session import EvalConfig, Session
@@ -33,9 +34,13 @@ def _subset(env: str, names: tuple[str, ...]) -> list[str]:
     return chosen or list(names)
 
 
-#: Parameter grid; LOWBENCH_ASV_MODELS / LOWBENCH_ASV_QUANTS (comma lists) pick a subset.
+#: Parameter grid; LOWBENCH_ASV_MODELS / LOWBENCH_ASV_QUANTS / LOWBENCH_ASV_RUNTIMES (comma
+#: lists) pick a subset. Runtimes default to eager torch alone (each other runtime builds,
+#: quantizes and compiles every variant: opt in, e.g. LOWBENCH_ASV_RUNTIMES=torch,openvino).
 MODELS: list[str] = _subset("LOWBENCH_ASV_MODELS", MODEL_NAMES)
 QUANTS: list[str] = _subset("LOWBENCH_ASV_QUANTS", QUANT_NAMES)
+RUNTIMES: list[str] = (_subset("LOWBENCH_ASV_RUNTIMES", RUNTIME_NAMES)
+                       if os.environ.get("LOWBENCH_ASV_RUNTIMES") else [DEFAULT_RUNTIME])
 TASK = os.environ.get("LOWBENCH_ASV_TASK", "synth")
 
 
@@ -44,18 +49,18 @@ def _threads() -> int | None:
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
-def config(model: str, quant: str) -> EvalConfig:
+def config(model: str, quant: str, runtime: str = DEFAULT_RUNTIME) -> EvalConfig:
     """The harness configuration asv uses: the task's full pairs, default threads
     (``LOWBENCH_THREADS`` overrides), tegrastats auto-detected, 1 s idle baseline."""
     from lowbench.harness.session import EvalConfig
 
-    return EvalConfig(model=model, quant=quant, task=TASK,
+    return EvalConfig(model=model, quant=quant, runtime=runtime, task=TASK,
                       data_root=os.environ.get("LOWBENCH_ASV_DATA_ROOT"), threads=_threads(),
                       tegrastats=os.environ.get("LOWBENCH_TEGRASTATS"), command=["asv"])
 
 
 @cache
-def session(model: str, quant: str) -> Session:
+def session(model: str, quant: str, runtime: str = DEFAULT_RUNTIME) -> Session:
     """The Session of one variant (built once per process), or NotImplementedError (asv skip)
     when the combination cannot run here, with the reason."""
     require_valid_combination(model, quant)  # before the harness (and torch) is imported
@@ -63,11 +68,11 @@ def session(model: str, quant: str) -> Session:
     from lowbench.harness.session import Session
 
     try:
-        s = Session(config(model, quant))
+        s = Session(config(model, quant, runtime))
     except LowbenchError as err:
-        raise NotImplementedError(f"{model}/{quant}: {err}") from None
+        raise NotImplementedError(f"{model}/{quant}/{runtime}: {err}") from None
     if not s.supported:
-        raise NotImplementedError(f"{model}/{quant}: {s.variant.info.get('reason')}")
+        raise NotImplementedError(f"{model}/{quant}/{runtime}: {s.variant.info.get('reason')}")
     return s
 
 
@@ -80,36 +85,39 @@ def require_valid_combination(model: str, quant: str) -> None:
 
 
 def measure_all() -> dict[str, dict[str, Any]]:
-    """Quality, size and memory of every variant that runs here, keyed "model/quant"
+    """Quality, size and memory of every variant that runs here, keyed "model/quant/runtime"
     (dB, bytes, MiB, mJ as in a record). Skipped variants are absent."""
     from lowbench.harness.worker import measure_memory
 
     out: dict[str, dict[str, Any]] = {}
     for model in MODELS:
         for quant in QUANTS:
-            try:
-                s = session(model, quant)
-            except NotImplementedError:
-                continue
-            q = s.run_quality()["quality"]
-            out[f"{model}/{quant}"] = {
-                "psnr_db": q["psnr_db"], "ssim": q["ssim"], "size": s.measure_size(),
-                "memory": measure_memory(s.cfg, s)}
-            session.cache_clear()  # one variant's weights alive at a time
+            for runtime in RUNTIMES:
+                try:
+                    s = session(model, quant, runtime)
+                except NotImplementedError:
+                    continue
+                q = s.run_quality()["quality"]
+                out[f"{model}/{quant}/{runtime}"] = {
+                    "psnr_db": q["psnr_db"], "ssim": q["ssim"], "size": s.measure_size(),
+                    "memory": measure_memory(s.cfg, s)}
+                session.cache_clear()  # one variant's weights alive at a time
     return out
 
 
-def require_measured(cache_: dict[str, dict[str, Any]], model: str, quant: str) -> None:
+def require_measured(cache_: dict[str, dict[str, Any]], model: str, quant: str,
+                     runtime: str = DEFAULT_RUNTIME) -> None:
     """NotImplementedError (asv's skip, raised from ``setup``) for a variant that did not run
     here (e.g. libraw x int8, fp16 on a CPU without fp16)."""
-    if f"{model}/{quant}" not in cache_:
-        raise NotImplementedError(f"{model}/{quant} does not run here")
+    if f"{model}/{quant}/{runtime}" not in cache_:
+        raise NotImplementedError(f"{model}/{quant}/{runtime} does not run here")
 
 
-def lookup(cache_: dict[str, dict[str, Any]], model: str, quant: str, *path: str) -> float:
+def lookup(cache_: dict[str, dict[str, Any]], model: str, quant: str, runtime: str,
+           *path: str) -> float:
     """A figure from :func:`measure_all`'s result; NaN (asv shows n/a, never 0) when the figure
     is null for this variant (e.g. no model file for libraw)."""
-    node: Any = cache_.get(f"{model}/{quant}")
+    node: Any = cache_.get(f"{model}/{quant}/{runtime}")
     for key in path:
         node = node.get(key) if isinstance(node, dict) else None
     return float("nan") if node is None else node

@@ -115,6 +115,14 @@ def evaluate(cfg: EvalConfig, *, results_dir: Path | None = None,
     record.update(q)
     say("latency")
     record["latency"] = session.measure_latency()
+    check = record["latency"].get("output_check") or {}
+    if check.get("ok") is False:  # the timed loop computed something else: its times are void
+        record["status"] = "failed"
+        record["failure"] = {
+            "reason": f"the output of the timed loop differs from the accuracy pass's on the "
+                      f"same input by {check['max_abs_diff']:.3g} (> {check['tolerance']:g}): "
+                      "the runtime skipped, cached or changed work between the two",
+            "pair": session.pairs[0].pair_id}
     say("size")
     record["size"] = session.measure_size()
     say("energy")
