@@ -43,10 +43,13 @@ def _positive(name: str, value: int | None) -> int | None:
 
 def _command(model: str, quant: str, task: str, checkpoint: str | None, data_root: str | None,
              limit: int | None, device: str, threads: int | None, memory: bool, energy: bool,
-             out: Path, latency_budget_s: float, latency_min_runs: int) -> list[str]:
+             out: Path, latency_budget_s: float, latency_min_runs: int,
+             runtime: str = "torch") -> list[str]:
     """The ``lowbench evaluate`` command line that makes the same record (the record's
     ``environment.command``: what to run to reproduce it)."""
     argv = ["lowbench", "evaluate", "--model", model, "--quant", quant, "--task", task]
+    if runtime != "torch":
+        argv += ["--runtime", runtime]
     for option, value in (("--checkpoint", checkpoint), ("--data-root", data_root),
                           ("--limit", limit), ("--threads", threads)):
         if value is not None:
@@ -66,6 +69,7 @@ def _command(model: str, quant: str, task: str, checkpoint: str | None, data_roo
 
 
 def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
+             runtime: str = "torch",
              checkpoint: str | os.PathLike[str] | None = None,
              data_root: str | os.PathLike[str] | None = None,
              limit: int | None = None, device: str = "cpu", threads: int | None = None,
@@ -74,7 +78,9 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
              latency_budget_s: float = 2.0, latency_min_runs: int = 10) -> dict[str, Any]:
     """Measure one variant on one task, as ``lowbench evaluate`` does, and return its record.
 
-    ``model``/``quant``: see :mod:`lowbench.models.registry` (``lowbench list models|quants``);
+    ``model``/``quant``: see :mod:`lowbench.models.registry` (``lowbench list models|quants``;
+    ``int8`` = ``static``); ``runtime``: where it runs (``lowbench list runtimes``: torch,
+    torch-compile, onnxruntime, openvino, ...);
     ``task``: a task name or a task file (``my_task.yaml``); ``checkpoint``: a safetensors file
     (default: the shipped reference weights); ``limit``: score only the first N pairs; ``threads``:
     torch intra-op threads; ``memory``/``energy``: False skips the clean memory worker / the energy
@@ -88,10 +94,12 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
     from lowbench.fsutil import check_output_folder
     from lowbench.models.registry import check_combination, parse_model, parse_quant
     from lowbench.paths import results_store
+    from lowbench.runtimes.registry import parse_runtime
 
     parse_model(model)
-    parse_quant(quant)
+    quant = parse_quant(quant)
     check_combination(model, quant)
+    parse_runtime(runtime)
     if device not in DEVICES:
         raise LowbenchError(f"unknown device {device!r}; use one of: {', '.join(DEVICES)}")
     _positive("limit", limit)
@@ -112,12 +120,13 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
     from lowbench.harness.session import EvalConfig
     from lowbench.results.records import write_record
 
-    cfg = EvalConfig(model=model, quant=quant, task=task, data_root=root, checkpoint=ckpt,
-                     device=device, threads=threads, limit=limit, memory=memory, energy=energy,
+    cfg = EvalConfig(model=model, quant=quant, runtime=runtime, task=task, data_root=root,
+                     checkpoint=ckpt, device=device, threads=threads, limit=limit,
+                     memory=memory, energy=energy,
                      latency_budget_s=float(latency_budget_s), latency_min_runs=latency_min_runs,
                      command=_command(model, quant, task, ckpt, root, limit, device, threads,
                                       memory, energy, folder, latency_budget_s,
-                                      latency_min_runs))
+                                      latency_min_runs, runtime))
     record = run_harness(cfg, results_dir=folder)
     write_record(record, folder)
     return record
