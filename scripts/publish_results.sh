@@ -5,7 +5,8 @@
 # this run's files are copied into results/asv/<machine>/), then `lowbench site build --publish`.
 # Run it on a quiet machine from a clean checkout of the commit you want to publish, then commit
 # results/ and site/. (A user's own `lowbench evaluate` and `asv run` never touch these folders.)
-#   bash scripts/publish_results.sh            (ASV_MACHINE names the asv machine; QUICK=1 for --quick)
+#   bash scripts/publish_results.sh            (ASV_MACHINE names the asv machine; QUICK=1 for --quick;
+#                                               RUNTIMES="openvino ..." picks runtimes; ASV=0 skips asv)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MACHINE="${ASV_MACHINE:-$(python3 -c 'import platform; print(platform.node())')}"
@@ -17,13 +18,35 @@ if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
 fi
 started=$SECONDS
 for m in sid light lighter fire; do
-    for q in fp32 fp16 dynamic static qat; do
+    for q in fp32 fp16 bf16 dynamic static qat; do
         python3 -m lowbench evaluate --model "$m" --quant "$q" --publish \
             || echo "publish: $m/$q did not evaluate (see above)" >&2
     done
 done
 python3 -m lowbench evaluate --model libraw --publish
+# the runtime axis: every other runtime x quant that `lowbench list runtimes` says runs here
+# (RUNTIMES="onnxruntime openvino" picks some; RUNTIMES=none skips them)
+mapfile -t runtime_quants < <(python3 -m lowbench list runtimes --json | python3 -c '
+import json, os, sys
+chosen = os.environ.get("RUNTIMES", "").split()
+for row in json.load(sys.stdin):
+    if row["name"] == "torch" or (chosen and row["name"] not in chosen):
+        continue
+    for quant, why_not in row["quants"].items():
+        if why_not is None:
+            print(row["name"], quant)')
+for m in sid light lighter fire; do
+    for rq in "${runtime_quants[@]}"; do
+        read -r r q <<< "$rq"
+        python3 -m lowbench evaluate --model "$m" --quant "$q" --runtime "$r" --publish \
+            || echo "publish: $m/$q/$r did not evaluate (see above)" >&2
+    done
+done
 echo "publish: evaluate of the whole matrix took $((SECONDS - started)) s" >&2
+if [ "${ASV:-1}" = "0" ]; then  # ASV=0: evaluate records only (the site still rebuilds)
+    python3 -m lowbench site build --publish
+    exit 0
+fi
 python3 -m lowbench asv-machine --name "$MACHINE" >/dev/null
 quick=()
 [ -n "${QUICK:-}" ] && quick=(--quick)
