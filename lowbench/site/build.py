@@ -206,7 +206,7 @@ def _write_site(out: Path, rows: list[dict[str, Any]], machines: dict[str, dict[
               for o, h in zip(overview, histories, strict=True) for c in o.pop("recent")]
     w.page("history.html", "history.html", title="History", tables=overview,
            recent=recent[:cap], truncated=len(recent) if len(recent) > cap else 0,
-           show_table=True, bands=pages.bands())
+           show_table=True, bands=pages.bands(rows))
 
     # machines and downloads
     mlist = []

@@ -22,6 +22,7 @@ from lowbench.results.columns import (
     metric_names,
     noise,
     number,
+    shown,
     view,
 )
 from lowbench.site.gallery import ImageStore
@@ -177,7 +178,7 @@ def variant_pages(w: Writer, h: HistoryTable, lt: Latest, hrefs: dict,
     t = h.table
     commits = h.commits
     first, last = commits[0].label, commits[-1].label
-    all_metrics, recent_metrics = metric_names(), view("recent")
+    all_metrics, recent_metrics = shown(metric_names(), t.rows), shown(view("recent"), t.rows)
     for s in h.series:
         href = hrefs[(t.key, s.variant)]
         measured = [i for i, r in enumerate(s.rows) if r is not None]
@@ -259,7 +260,7 @@ def history_page(w: Writer, h: HistoryTable, hrefs: dict) -> dict[str, Any]:
            changes=[change_ctx(c, h, hrefs[(t.key, c.variant)])
                     for c in changes[:MAX_CHANGES]],
            truncated=len(changes) if len(changes) > MAX_CHANGES else 0, show_table=False,
-           bands=bands())
+           bands=bands(t.rows))
     last = len(h.commits) - 1
     return {"href": rel, "title": t.title, "n_commits": len(h.commits),
             "n_variants": len(h.series), "n_bad": sum(c.bad for c in changes),
@@ -278,10 +279,11 @@ def _min_span(metric: str, finite: np.ndarray) -> float:
     return 4 * max(rel * mid, floor, 0.01 * mid)
 
 
-def bands() -> list[dict[str, str]]:
-    """The noise-band definitions for the pages."""
+def bands(rows: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """The noise-band definitions for the pages of ``rows``: of every metric they show
+    (:func:`lowbench.results.columns.shown`)."""
     return [{"metric": header(m), "direction": direction(m) or "-", "text": text}
-            for m, text in band_definitions()]
+            for m, text in band_definitions(shown(metric_names(), rows))]
 
 
 def changes_rows(histories: list[HistoryTable]) -> list[dict[str, Any]]:
