@@ -246,8 +246,9 @@ def runtime_tricks(eager: dict[Variant, dict[str, Any]], runtime: dict[Variant, 
         effects = []
         for m in metrics:
             best = _best([runtime[v] for v in others], m)
-            e = effect(_num(base, m), None if best is None else best[0], m)
-            if best is not None:
+            before = _num(base, m)
+            e = effect(before, None if best is None else best[0], m)
+            if best is not None and before is not None:
                 e.title = f"{best[1].get('runtime')}: {e.title}"
             effects.append(e)
         note = "" if base is not None else f"{context} (eager torch) not measured at this commit"
