@@ -358,3 +358,21 @@ def test_results_table_shows_the_runtime(store: tuple[Path, list[dict]], capsys)
     onnx = [ln for ln in lines if " onnxruntime " in ln and " static " in ln]
     assert len(onnx) == 2 and all(ln.split()[-1] == "3.21" for ln in onnx)
     assert any(" openvino " in ln and ln.split()[-1] == "12.50" for ln in lines)
+
+
+def test_runtime_text_from_a_record_is_escaped(tmp_path: Path) -> None:
+    evil = '<img src=x onerror=alert(1)>"rt'
+    folder = tmp_path / "results"
+    from lowbench.results.records import write_record
+
+    write_record(make_record("sid", "fp32"), folder)
+    write_record(make_record("sid", "fp32", runtime=runtime_section(
+        evil, version="<b>1</b>", provider="<i>p</i>", precision=None, reason="<u>why</u>")),
+        folder)
+    build_site([folder], tmp_path / "site")
+    for path in (tmp_path / "site").rglob("*.html"):
+        text = path.read_text(encoding="utf-8")
+        for raw in (evil, "<b>1</b>", "<i>p</i>", "<u>why</u>"):
+            assert raw not in text, (path.name, raw)
+    index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert "&lt;img src=x onerror=alert(1)&gt;&#34;rt" in index
