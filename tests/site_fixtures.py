@@ -115,13 +115,16 @@ def make_record(model: str = "sid", quant: str = "fp32", *, task: str = "synth",
                 sha: str | None = None, dirty: bool = False, created_utc: str | None = None,
                 run_id: str | None = None, status: str = "ok", seed: int = 0,
                 scale: dict[str, float] | None = None, gallery: list[dict] | None = None,
-                per_pair: bool = True, **overrides: Any) -> dict[str, Any]:
+                per_pair: bool = True, runtime: dict[str, Any] | None = None,
+                **overrides: Any) -> dict[str, Any]:
     """One valid version-1 record of ``model``/``quant`` on fake ``machine`` at a commit.
 
     ``machine`` is an index for :func:`machine_spec` or a spec dict it returned; ``position`` is
     the commit position (``sha`` defaults to :func:`commit_sha`); ``scale`` multiplies true
     values before noise (keys: latency, psnr, rss, energy); ``seed`` drives the noise.
-    ``status`` "failed"/"unsupported" nulls the measurements and gives a reason. Any other keyword
+    ``status`` "failed"/"unsupported" nulls the measurements and gives a reason. ``runtime``: the
+    record's ``variant.runtime`` section (see :func:`runtime_section`; None: no section, as every
+    record before issue 18), which also goes into the run id. Any other keyword
     overrides a nested field by its ``__``-separated path, e.g.
     ``energy__energy_per_inference_net_mj=None`` or ``variant__quantized_nothing=True``.
     """
@@ -133,7 +136,8 @@ def make_record(model: str = "sid", quant: str = "fp32", *, task: str = "synth",
     pos = position if position is not None else 0
     created = created_utc or _utc(_EPOCH + timedelta(hours=3 * pos, seconds=rng.randrange(3600)))
     rid = run_id or hashlib.sha1(f"{seed}|{created}|{model}|{quant}|{spec['label']}|{task}|"
-                                 f"{position}".encode()).hexdigest()[:16]
+                                 f"{position}{'|' + runtime['name'] if runtime else ''}"
+                                 .encode()).hexdigest()[:16]
     n = 50
     std = 0.05 * tv["latency"]
     # the median of n samples scatters by about 1.2533 std / sqrt(n) between runs
@@ -204,6 +208,8 @@ def make_record(model: str = "sid", quant: str = "fp32", *, task: str = "synth",
                          "numpy": "2.1.3", "rawpy": "0.23.2", "libraw": "0.21.3",
                          "scikit-image": "0.24.0"}},
     }
+    if runtime is not None:
+        rec["variant"]["runtime"] = copy.deepcopy(runtime)
     if status != "ok":
         why = overrides.pop("reason", None) or (
             "fp16 kernels need a CUDA device; this machine has none" if status == "unsupported"
@@ -224,6 +230,27 @@ def make_record(model: str = "sid", quant: str = "fp32", *, task: str = "synth",
             target = target[p]
         target[leaf] = value
     return rec
+
+
+def runtime_section(name: str = "onnxruntime", *, version: str = "1.32.0",
+                    provider: str | None = "CPUExecutionProvider", device: str = "cpu",
+                    precision: str | None = "int8", requested_precision: str = "int8",
+                    threads: int = 2, build_s: float | None = 3.21,
+                    artifact: dict[str, Any] | None = None, reason: str | None = None
+                    ) -> dict[str, Any]:
+    """A record's ``variant.runtime`` section as issue 18 specifies it (build time in s,
+    artifact size in bytes); ``artifact`` defaults to a 123,456-byte ONNX file, except for
+    eager torch (``name="torch"``: no artifact, no build time)."""
+    eager = name == "torch"
+    if artifact is None and not eager:
+        artifact = {"format": "onnx", "bytes": 123_456, "input_shape": [1, 4, 256, 256]}
+    section: dict[str, Any] = {
+        "name": name, "version": version, "provider": None if eager else provider,
+        "device": device, "precision": precision, "requested_precision": requested_precision,
+        "threads": threads, "build_s": None if eager else build_s, "artifact": artifact}
+    if reason is not None:
+        section["reason"] = reason
+    return section
 
 
 def png_bytes(width: int, height: int, rgb: tuple[int, int, int], seed: int = 0) -> bytes:
@@ -327,3 +354,65 @@ def isclose(a: float | None, b: float | None, rel: float = 1e-9) -> bool:
     if a is None or b is None:
         return a is b
     return math.isclose(a, b, rel_tol=rel)
+
+
+#: The runtime store's figures on machine A (the Intel laptop: an energy meter, no GPU), at
+#: commit position 2: label -> (model, quant, runtime section or None, median latency ms,
+#: PSNR dB, peak RSS MiB, net energy mJ, size bytes). Asymmetric on purpose: ONNX Runtime is the
+#: fastest sid/static, OpenVINO the most accurate and the leanest, so a per-metric "best
+#: runtime" picks different rows, and a swapped before/after changes every effect.
+RUNTIME_ROWS: dict[str, tuple[str, str, dict[str, Any] | None, float, float, float, float,
+                              int]] = {
+    "sid / fp32": ("sid", "fp32", None, 81.0, 28.90, 620.0, 340.0, 31_063_472),
+    "sid / fp32 / onnxruntime": ("sid", "fp32", runtime_section(
+        precision=None, requested_precision="fp32",
+        reason="onnxruntime does not report the precision its kernels ran"),
+        60.0, 28.90, 540.0, 250.0, 31_100_000),
+    "sid / static": ("sid", "static", runtime_section("torch", version="2.5.1"),
+                     36.45, 28.55, 372.0, 150.0, 8_096_074),
+    "sid / static / onnxruntime": ("sid", "static", runtime_section(build_s=3.21),
+                                   20.0, 28.40, 300.0, 90.0, 7_900_000),
+    "sid / static / openvino": ("sid", "static", runtime_section(
+        "openvino", version="2025.4.0", provider=None, build_s=12.5,
+        artifact={"format": "openvino-ir", "bytes": 8_500_000, "input_shape": [1, 4, 256, 256]}),
+        35.0, 28.60, 250.0, 120.0, 8_500_000),
+    "light / fp32": ("light", "fp32", None, 30.0, 28.30, 210.0, 110.0, 1_962_124),
+    "light / static": ("light", "static", None, 25.0, 27.95, 126.0, 80.0, 525_000),
+    "light / static / openvino": ("light", "static", runtime_section(
+        "openvino", version="2025.4.0", provider=None, precision="fp32", build_s=4.0),
+        22.0, 27.90, 180.0, 70.0, 1_990_000),
+}
+
+
+def runtime_record(label: str, *, machine: int = 4, position: int = 2,
+                   **overrides: Any) -> dict[str, Any]:
+    """The record of :data:`RUNTIME_ROWS` ``label`` (its figures set exactly: end-to-end =
+    latency + 30 ms, SSIM = PSNR / 40, swap 0)."""
+    model, quant, rt, lat, psnr, rss, energy, size = RUNTIME_ROWS[label]
+    values: dict[str, Any] = {
+        "latency__median_ms": lat, "end_to_end__total_ms": lat + 30.0,
+        "quality__psnr_db": psnr, "quality__ssim": psnr / 40, "memory__peak_rss_mib": rss,
+        "memory__swap_peak_mib": 0.0, "energy__energy_per_inference_net_mj": energy,
+        "size__size_bytes": size}
+    values.update(overrides)
+    return make_record(model, quant, machine=machine, position=position, runtime=rt, **values)
+
+
+def write_runtime_store(folder: str | Path) -> list[dict[str, Any]]:
+    """A results folder of the runtime axis; returns its records. Machine A (index 4): every
+    :data:`RUNTIME_ROWS` row at commit position 2, and sid / static / onnxruntime at position 1
+    too, 2x faster (so its history flags a latency regression). Machine B (index 2): eager torch
+    only, records without a runtime section (as published before issue 18). Machine C (index 3):
+    ONNX Runtime only (one runtime, not eager torch)."""
+    folder = Path(folder)
+    records = [runtime_record(label) for label in RUNTIME_ROWS]
+    records.append(runtime_record("sid / static / onnxruntime", position=1,
+                                  latency__median_ms=10.0))
+    records += [make_record(m, q, machine=2, position=2) for m, q in (("sid", "fp32"),
+                                                                     ("sid", "static"))]
+    records.append(make_record("sid", "fp32", machine=3, position=2,
+                               runtime=runtime_section(requested_precision="fp32",
+                                                       precision="fp32")))
+    for rec in records:
+        write_record(rec, folder)
+    return records

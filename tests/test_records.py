@@ -199,7 +199,8 @@ def test_catalogue_directions_follow_the_units() -> None:
         if col.name in ("psnr_db", "ssim"):
             assert col.direction == "higher", col.name
         else:
-            assert col.name.endswith(("_ms", "_mib", "_mj", "_bytes")) or col.integer, col.name
+            assert col.name.endswith(("_ms", "_s", "_mib", "_mj", "_bytes")) or col.integer, (
+                col.name)
             assert col.direction == "lower", col.name
     assert direction("psnr_x100_db") == "higher" and direction("run_id") is None
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from site_fixtures import PAIRS, write_store
+from site_fixtures import PAIRS, RUNTIME_ROWS, write_runtime_store, write_store
 
 from lowbench.site.build import build_site
 
@@ -188,6 +188,49 @@ def test_screenshot(driver, site: Path, tmp_path: Path) -> None:
     assert driver.save_screenshot(str(out))
     assert out.stat().st_size > 10_000
     print(f"screenshot: {out}")
+
+
+@pytest.fixture(scope="module")
+def runtime_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A site with one table of three runtimes (eager torch, ONNX Runtime, OpenVINO)."""
+    tmp = tmp_path_factory.mktemp("browser-runtime-site")
+    write_runtime_store(tmp / "results")
+    build_site([tmp / "results"], tmp / "site")
+    return tmp / "site"
+
+
+def test_runtime_filter_hides_rows(driver, runtime_site: Path) -> None:
+    """Unchecking a runtime hides its rows of that table only (also after sorting); checking it
+    again shows them; no console error, from file://."""
+    assert not _severe(_open(driver, runtime_site / "index.html"))
+    (box,) = driver.find_elements("css selector", "p.runtime-filter")
+    table = driver.find_element("id", box.get_attribute("data-table"))
+    rows = table.find_elements("css selector", "tbody tr")
+    assert len(rows) == len(RUNTIME_ROWS)
+
+    def visible() -> list[str]:
+        return [r.get_attribute("data-runtime") for r in
+                table.find_elements("css selector", "tbody tr") if r.is_displayed()]
+
+    assert sorted(visible()) == sorted(["torch"] * 4 + ["onnxruntime"] * 2 + ["openvino"] * 2)
+    assert "8 of 8 rows shown" in box.text
+    box.find_element("css selector", "input[value=onnxruntime]").click()
+    assert sorted(visible()) == sorted(["torch"] * 4 + ["openvino"] * 2)
+    assert "6 of 8 rows shown" in box.text
+    headers = table.find_elements("css selector", "thead th")
+    next(h for h in headers if h.text.startswith("Latency median")).click()  # sort keeps it
+    assert "onnxruntime" not in visible() and len(visible()) == 6
+    box.find_element("css selector", "input[value=torch]").click()
+    assert visible() == ["openvino", "openvino"]
+    # the other tables (eager torch only; ONNX Runtime only) have no filter and stay whole
+    others = [t for t in driver.find_elements("css selector", "table.leaderboard")
+              if t.get_attribute("id") != table.get_attribute("id")]
+    assert others and all(r.is_displayed() for t in others
+                          for r in t.find_elements("css selector", "tbody tr"))
+    box.find_element("css selector", "input[value=onnxruntime]").click()
+    box.find_element("css selector", "input[value=torch]").click()
+    assert len(visible()) == 8
+    assert not _severe(driver.get_log("browser"))
 
 
 def test_console_check_catches_errors(driver, tmp_path: Path) -> None:

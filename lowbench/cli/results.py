@@ -7,12 +7,14 @@ import json
 import sys
 
 from lowbench.errors import LowbenchError
-from lowbench.results.columns import Column, results_table_columns
+from lowbench.results.columns import Column, results_table_columns, shown
 
-#: Identity columns; ``marks``: what sets a row apart from the reference cell, as on the site
-#: ("checkpoint 1a2b3c4d", "3/21 pairs"); empty for a full run of the shipped weights. The
-#: metric columns follow: the catalogue's ``results_table`` view (lowbench.results.columns).
-KEY_COLUMNS = ("source", "commit", "machine", "task", "model", "quant", "marks")
+#: Identity columns; ``runtime``: the deployment runtime (``torch``: eager PyTorch, every
+#: record from before runtimes were recorded); ``marks``: what sets a row apart from the
+#: reference cell, as on the site ("checkpoint 1a2b3c4d", "3/21 pairs"); empty for a full run
+#: of the shipped weights. The metric columns follow: the catalogue's ``results_table`` view
+#: (lowbench.results.columns), less optional columns no row holds (``build_s`` before runtimes).
+KEY_COLUMNS = ("source", "commit", "machine", "task", "model", "quant", "runtime", "marks")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print every row (keyed by commit, machine, task, model, quant); ``--json`` for all
+    """Print every row (keyed by commit, machine, task, model, quant, runtime); ``--json`` for all
     fields (exact ``size_bytes``). Units in the column names (ms, MiB, mJ, dB); a column the
     catalogue shows in another unit than the row's (the size: bytes -> MiB with 2 decimals, as
     everywhere) is shown as the site shows it."""
@@ -49,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(rows, indent=1, sort_keys=True, default=str) + "\n")
         return 0
 
-    metrics = results_table_columns()
+    present = set(shown((c.name for _, c in results_table_columns()), table.rows))
+    metrics = [(name, c) for name, c in results_table_columns() if c.name in present]
 
     def cell(r: dict, c: str) -> object:
         if c == "commit":

@@ -6,6 +6,9 @@ the factor from asv's unit, is the catalogue's (``Column.asv``, ``Column.asv_fac
 none (asv issue #1617).
 asv's machine description is mapped onto lowbench's, so the same hardware gets the same
 ``machine_id`` from asv results and from evaluate records, and two machines never share a row.
+
+The suite's parameters are (model, quant) in results written before issue 18 and (model, quant,
+runtime) since; a result with two is eager torch (runtime ``"torch"``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from lowbench.models.registry import is_valid_combination
 from lowbench.results.columns import Column, asv_benchmarks, metric_names
 from lowbench.results.provenance import machine_id
 from lowbench.results.records import RecordWarning
+from lowbench.results.runtime_fields import EAGER, RUNTIME_FIELDS
 
 
 def machine_from_asv(desc: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +60,8 @@ def _bench_column(name: str, benchmarks: dict[str, Column]) -> Column | None:
 
 
 def load_asv_rows(folder: str | Path) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """(row, machine entry) for every (commit, machine, model, quant) in ``folder/asv``.
+    """(row, machine entry) for every (commit, machine, model, quant, runtime) in
+    ``folder/asv``.
 
     One row per results file and variant, with every metric found; a metric asv skipped or
     failed is None with the reason "asv: skipped or failed". The grid cells that pair LibRaw
@@ -104,7 +109,7 @@ def load_asv_rows(folder: str | Path) -> Iterator[tuple[dict[str, Any], dict[str
             except _InvalidResult as exc:
                 warnings.warn(f"skipping {path}: {exc}", RecordWarning, stacklevel=2)
                 continue
-            for (_m, _q), row in sorted(rows.items()):
+            for _variant, row in sorted(rows.items()):
                 for col in benchmarks.values():
                     if row.get(col.name) is None:
                         row["reasons"].setdefault(col.name, "not measured by asv here (skipped, "
@@ -127,10 +132,11 @@ def _number_or_none(value: Any, field: str) -> float | None:
 
 def _rows_of_result(res: Any, sha: str, position: int | None, mid: str, label: str,
                     path: Path, metrics: tuple[str, ...], benchmarks: dict[str, Column]
-                    ) -> dict[tuple[str, str], dict[str, Any]]:
-    """(model, quant) -> row of one asv results file; _InvalidResult for a malformed one.
+                    ) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """(model, quant, runtime) -> row of one asv results file (runtime :data:`EAGER` when the
+    suite had no runtime parameter); _InvalidResult for a malformed one.
     ``benchmarks``: :func:`lowbench.results.columns.asv_benchmarks`."""
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for key in sorted(res.get_all_result_keys()):
         col = _bench_column(key, benchmarks)
         if col is None:
@@ -141,21 +147,21 @@ def _rows_of_result(res: Any, sha: str, position: int | None, mid: str, label: s
             values = res.get_result_value(key, params)
         except (TypeError, ValueError, KeyError, IndexError) as exc:
             raise _InvalidResult(f"field results.{key} is malformed ({exc})") from None
-        if not isinstance(params, list) or len(params) != 2:
+        if not isinstance(params, list) or len(params) not in (2, 3):
             continue
         if not isinstance(values, list) or not all(isinstance(p, list) for p in params):
             raise _InvalidResult(f"field results.{key} must hold lists of params and "
                                  f"results (found {values!r:.60})")
-        for (model, quant), value in zip(itertools.product(*params), values,
-                                         strict=False):
-            model, quant = _param_value(model), _param_value(quant)
+        for combo, value in zip(itertools.product(*params), values, strict=False):
+            model, quant, runtime = (*map(_param_value, combo), EAGER)[:3]
             if not is_valid_combination(model, quant):
                 continue  # LibRaw x int8/fp16: a grid cell no machine can run
-            value = _number_or_none(value, f"results.{key}[{model}, {quant}]")
-            row = rows.get((model, quant))
+            where = ", ".join(map(_param_value, combo))
+            value = _number_or_none(value, f"results.{key}[{where}]")
+            row = rows.get((model, quant, runtime))
             if row is None:
-                row = rows[(model, quant)] = _empty_row(
-                    sha, position, mid, label, model, quant, path, res, metrics)
+                row = rows[(model, quant, runtime)] = _empty_row(
+                    sha, position, mid, label, (model, quant, runtime), path, res, metrics)
             if value is None or value != value:  # skipped, failed or NaN
                 row["reasons"].setdefault(metric, "asv: skipped or failed here")
                 continue
@@ -164,8 +170,11 @@ def _rows_of_result(res: Any, sha: str, position: int | None, mid: str, label: s
     return rows
 
 
-def _empty_row(sha: str, position: int | None, mid: str, label: str, model: str, quant: str,
-               path: Path, res: Any, metrics: tuple[str, ...]) -> dict[str, Any]:
+def _empty_row(sha: str, position: int | None, mid: str, label: str,
+               variant: tuple[str, str, str], path: Path, res: Any, metrics: tuple[str, ...]
+               ) -> dict[str, Any]:
+    """A row of one (model, quant, runtime) of one asv results file, every metric None."""
+    model, quant, runtime = variant
     started = None
     if getattr(res, "date", None):
         from datetime import datetime, timezone
@@ -176,7 +185,8 @@ def _empty_row(sha: str, position: int | None, mid: str, label: str, model: str,
         "source": "asv", "run_id": f"asv:{path.name}", "created_utc": started or "",
         "commit": sha, "commit_dirty": None, "commit_position": position,
         "machine_id": mid, "machine": label, "task": "synth", "task_version": 1,
-        "model": model, "quant": quant, "status": "ok", "engine": None,
+        "model": model, "quant": quant, **dict.fromkeys(RUNTIME_FIELDS), "runtime": runtime,
+        "status": "ok", "engine": None,
         "quantized_layers": None, "quantized_nothing": None,
         "pairs": None, "latency_p90_ms": None, "latency_p99_ms": None, "latency_std_ms": None,
         "latency_n": None, "reasons": {}, "gallery": [],

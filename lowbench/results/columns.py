@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from lowbench.units import BYTES_PER_MIB, SIZE_UNIT
 
@@ -70,6 +70,10 @@ class Column:
     history: bool = False
     recent: bool = False
     results_table: str | None = None
+    #: a column that records from before it lack (their section is missing): a row read from
+    #: such a record holds None with no reason, and every view lists the column only where some
+    #: row holds a value (:func:`shown`), so older tables read exactly as before
+    optional: bool = False
 
     @property
     def heading(self) -> str:
@@ -124,6 +128,11 @@ COLUMNS: tuple[Column, ...] = (
     # asv's own peak memory (max RSS) of its forward benchmark: rows read from asv only
     Column("asv_peakmem_mib", "Peak memory (asv)", "MiB", "lower",
            asv="Speed.peakmem_forward", asv_factor=1 / BYTES_PER_MIB),
+    # a deployment runtime's export/compile/quantize time, once per build, never inside latency
+    # (issue 18; null for eager torch): on the variant pages, downloads and `results table`, not
+    # on the leaderboard (a one-off cost, not per image) nor in the ablation (eager has none)
+    Column("build_s", "Build", "s", "lower", record=("variant", "runtime", "build_s"),
+           noise=(0.5, 1.0), results_table="build_s", optional=True),
 )
 
 #: ``psnr_<ratio>_db``: the PSNR of one exposure ratio of the task (quality.per_ratio).
@@ -182,6 +191,21 @@ def view(name: Literal["leaderboard", "ablation", "history", "recent"]) -> tuple
         placed = [c for c in COLUMNS if getattr(c, name) is not None]
         return tuple(c.name for c in sorted(placed, key=lambda c: getattr(c, name)))
     return tuple(c.name for c in COLUMNS if getattr(c, name))
+
+
+def shown(names: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """``names`` (metric columns, in their order) less the optional columns
+    (``Column.optional``) that no row of ``rows`` holds a value of."""
+    names = tuple(names)
+    optional = {n for n in names if (c := column(n)) is not None and c.optional}
+    if not optional:
+        return names
+    held = set()
+    for row in rows:
+        held.update(n for n in optional - held if row.get(n) is not None)
+        if held == optional:
+            break
+    return tuple(n for n in names if n not in optional or n in held)
 
 
 def results_table_columns() -> tuple[tuple[str, Column], ...]:

@@ -1,5 +1,6 @@
 """One table of every result: evaluate records and asv results, keyed by :data:`KEY`: commit,
-machine, task (name, version, digest, crop), model, quant, checkpoint (``"reference"`` for the
+machine, task (name, version, digest, crop), model, quant, runtime (``"torch"``: eager PyTorch,
+also for every record without a ``variant.runtime`` section), checkpoint (``"reference"`` for the
 shipped weights, else the first 12 hex of the user file's sha256) and pairs scored out of the
 task's total.
 
@@ -26,10 +27,11 @@ from lowbench.results.asv import load_asv_rows
 from lowbench.results.columns import Column, metric_columns
 from lowbench.results.provenance import checkpoint_is_reference, machine_id, pairs_total_of
 from lowbench.results.records import RecordWarning, read_record, record_files
+from lowbench.results.runtime_fields import runtime_fields
 
 #: Identity columns of a row: two rows that differ in any of them measured different things.
 KEY = ("commit", "machine_id", "task", "task_version", "task_digest", "crop", "model", "quant",
-       "checkpoint", "pairs", "pairs_total")
+       "runtime", "checkpoint", "pairs", "pairs_total")
 #: The ``checkpoint`` column of a row measured with the shipped weights (or no weights: LibRaw).
 REFERENCE = "reference"
 
@@ -79,6 +81,9 @@ def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
         why = (record.get("failure") or {}).get("reason") or variant.get("reason") or "failed"
         for c in metrics:
             reasons.setdefault(c.name, f"{record['status']}: {why}")
+    for c in metrics:
+        if c.optional and not _holds_parent(record, c.record):
+            reasons.pop(c.name, None)  # a record from before the column: read as before
     task = record["task"]
     ckpt = variant.get("checkpoint")
     ckpt = ckpt if isinstance(ckpt, dict) else {}
@@ -98,6 +103,7 @@ def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
         "crop": task.get("crop"),
         "model": variant["model"],
         "quant": variant["quant"],
+        **runtime_fields(variant.get("runtime"), reasons),
         "checkpoint": REFERENCE if reference else str(ckpt["sha256"])[:12],
         "checkpoint_name": ckpt.get("name") or _basename(ckpt.get("path")),
         "status": record["status"],
@@ -120,6 +126,17 @@ def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
     for label, stats in sorted((quality.get("per_ratio") or {}).items()):
         row[f"psnr_{label}_db"] = stats.get("psnr_db")
     return row
+
+
+def _holds_parent(record: dict[str, Any], path: tuple[str, ...]) -> bool:
+    """Whether ``record`` holds the section a field at ``path`` lives in (its value may be
+    null), e.g. ``variant.runtime`` for ``("variant", "runtime", "build_s")``."""
+    node: Any = record
+    for key in path[:-1]:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return isinstance(node, dict) or node is None
 
 
 def _basename(path: Any) -> str | None:

@@ -1,11 +1,15 @@
 """The ablation study: the marginal effect of each trick on each metric, and its interactions.
 
 Tricks: architecture (sid -> light -> lighter, sid -> fire), quantization (fp32 -> fp16,
-fp32 -> dynamic (expected to do nothing), fp32 -> static -> qat) and fast preprocessing (rows
+fp32 -> dynamic (expected to do nothing), fp32 -> static -> qat), fast preprocessing (rows
 whose ``preprocess`` column is set, see lowbench.site.model.PREPROCESS_FIELD; "not measured"
-otherwise). Effects are ratios (after / before) for costs and differences (after - before) for
-quality (PSNR in dB, SSIM), whose scales are already relative: ``Column.effect`` of the
-catalogue, which also says which metrics take part (``Column.ablation``, their order).
+otherwise) and, in a table with runs of a deployment runtime, the runtime: for each model and
+quant, eager torch -> the best runtime other than eager torch at the same quant, per metric
+(what the deployment runtime alone buys; "not measured" for a model and quant no runtime ran).
+Architecture, quantization and the interaction grids compare eager torch rows only.
+Effects are ratios (after / before) for costs and differences (after - before) for quality
+(PSNR in dB, SSIM), whose scales are already relative: ``Column.effect`` of the catalogue, which
+also says which metrics take part (``Column.ablation``, their order).
 
 Interaction of architecture m and quantization q, against the sid/fp32 baseline:
 ``r(m, q) / (r(m, fp32) x r(sid, q))`` for ratios and ``d(m, q) - d(m, fp32) - d(sid, q)`` for
@@ -79,6 +83,8 @@ class Ablation:
     tricks: list[Trick] = field(default_factory=list)
     grids: list[Grid] = field(default_factory=list)
     preprocess_measured: bool = False
+    #: some row at this commit ran on a runtime other than eager torch (the "runtime" tricks)
+    runtime_measured: bool = False
 
 
 def _num(row: dict[str, Any] | None, metric: str) -> float | None:
@@ -149,15 +155,18 @@ def build_ablation(latest: Latest, metrics: tuple[str, ...] | None = None) -> Ab
         metrics = view("ablation")
     ref: dict[Variant, dict[str, Any]] = {}
     pre: dict[Variant, dict[str, Any]] = {}
+    runtime: dict[Variant, dict[str, Any]] = {}
     for row in latest.rows:
         v = variant_of(row)
         if not v.is_reference:
             continue
-        (pre if v.preprocess else ref)[v] = row
-    out = Ablation(latest, metrics, preprocess_measured=bool(pre))
+        (pre if v.preprocess else runtime if v.runtime else ref)[v] = row
+    out = Ablation(latest, metrics, preprocess_measured=bool(pre),
+                   runtime_measured=bool(runtime))
 
     def trick(group: str, label: str, context: str, a: Variant, b: Variant) -> None:
-        ra, rb = ref.get(a), ref.get(b) if b in ref else pre.get(b)
+        ra = ref.get(a) if a in ref else runtime.get(a)
+        rb = ref.get(b) if b in ref else pre.get(b)
         if ra is None and rb is None:
             return
         note = ""
@@ -174,10 +183,11 @@ def build_ablation(latest: Latest, metrics: tuple[str, ...] | None = None) -> Ab
     for q1, q2 in QUANT_STEPS:
         trick("quantization", f"{q1} -> {q2}", "sid", Variant("sid", q1), Variant("sid", q2))
     for v in sorted(pre, key=Variant.sort_key):
-        base = Variant(v.model, v.quant)
-        if base in ref:
-            trick("preprocessing", f"reference -> {v.preprocess}", f"{v.model} / {v.quant}",
-                  base, v)
+        base = v._replace(preprocess=None)
+        if base in ref or base in runtime:
+            trick("preprocessing", f"reference -> {v.preprocess}", base.label, base, v)
+    if runtime:
+        out.tricks.extend(runtime_tricks(ref, runtime, metrics))
     models = sorted({v.model for v in ref}, key=lambda m: Variant(m, "").sort_key())
     quants = sorted({v.quant for v in ref}, key=lambda q: Variant("", q).sort_key())
     for metric in metrics:
@@ -198,3 +208,49 @@ def build_ablation(latest: Latest, metrics: tuple[str, ...] | None = None) -> Ab
         out.grids.append(Grid(metric, header(metric), models, quants, cells))
     return out
 
+
+def _best(rows: list[dict[str, Any]], metric: str) -> tuple[float, dict[str, Any]] | None:
+    """The best value of ``metric`` among ``rows`` (in its direction; a tie: the first row)
+    and its row; None when no row has one."""
+    sign = 1 if direction(metric) == "higher" else -1
+    best: tuple[float, dict[str, Any]] | None = None
+    for row in rows:
+        v = _num(row, metric)
+        if v is not None and (best is None or sign * v > sign * best[0]):
+            best = (v, row)
+    return best
+
+
+def runtime_tricks(eager: dict[Variant, dict[str, Any]], runtime: dict[Variant, dict[str, Any]],
+                   metrics: tuple[str, ...]) -> list[Trick]:
+    """The "runtime" tricks: for each model and quant (eager torch ``eager`` or another runtime
+    ``runtime`` rows, reference variants), eager torch -> the best row of another runtime at
+    the same model and quant, per metric (hover: which runtime and the two values). A model and
+    quant that no runtime other than eager torch ran is "not measured"."""
+    pairs = sorted({(v.model, v.quant) for v in (*eager, *runtime)},
+                   key=lambda mq: Variant(*mq).sort_key())
+    out = []
+    for model, quant in pairs:
+        base = eager.get(Variant(model, quant))
+        others = sorted((v for v in runtime if (v.model, v.quant) == (model, quant)),
+                        key=Variant.sort_key)
+        context = f"{model} / {quant}"
+        if not others:
+            out.append(Trick("runtime", "torch -> other runtime", context, [
+                Effect(None, "n/a", "na", "not measured") for _ in metrics],
+                f"not measured: no runtime other than eager torch ran {context} at this "
+                "commit"))
+            continue
+        names = [v.runtime_name for v in others]
+        label = "torch -> " + (names[0] if len(names) == 1 else f"best of {', '.join(names)}")
+        effects = []
+        for m in metrics:
+            best = _best([runtime[v] for v in others], m)
+            before = _num(base, m)
+            e = effect(before, None if best is None else best[0], m)
+            if best is not None and before is not None:
+                e.title = f"{best[1].get('runtime')}: {e.title}"
+            effects.append(e)
+        note = "" if base is not None else f"{context} (eager torch) not measured at this commit"
+        out.append(Trick("runtime", label, context, effects, note))
+    return out

@@ -168,7 +168,8 @@ def _write_site(out: Path, rows: list[dict[str, Any]], machines: dict[str, dict[
     data.mkdir(parents=True, exist_ok=True)
     all_rows = [_background(downloads.write_csv, data, "rows", rows, cols, parallel=big),
                 _background(downloads.write_json, data, "rows", rows, cols, parallel=big)]
-    downloads.write_table(data, "changes", pages.changes_rows(histories), pages.CHANGE_COLUMNS)
+    changes = pages.changes_rows(histories)
+    downloads.write_table(data, "changes", changes, pages.change_columns(changes))
     store = ImageStore(out)
     lap("downloads_s")
 
@@ -191,7 +192,8 @@ def _write_site(out: Path, rows: list[dict[str, Any]], machines: dict[str, dict[
         studies.append({"slug": lt.table.slug, "title": lt.table.title,
                         "commit": lt.commit_label, "headers": [header(m) for m in a.metrics],
                         "tricks": a.tricks, "grids": a.grids,
-                        "preprocess_measured": a.preprocess_measured})
+                        "preprocess_measured": a.preprocess_measured,
+                        "runtime_measured": a.runtime_measured})
     w.page("ablation.html", "ablation.html", title="Ablation study", studies=studies)
     gallery = build_gallery(latests, store, hrefs)
     w.page("gallery.html", "gallery.html", title="Gallery", gallery=list(gallery.items()))
@@ -206,7 +208,7 @@ def _write_site(out: Path, rows: list[dict[str, Any]], machines: dict[str, dict[
               for o, h in zip(overview, histories, strict=True) for c in o.pop("recent")]
     w.page("history.html", "history.html", title="History", tables=overview,
            recent=recent[:cap], truncated=len(recent) if len(recent) > cap else 0,
-           show_table=True, bands=pages.bands())
+           show_table=True, bands=pages.bands(rows))
 
     # machines and downloads
     mlist = []

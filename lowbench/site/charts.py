@@ -1,5 +1,7 @@
 """Pareto charts with matplotlib (Agg): one PNG per task x machine with three panels, PSNR vs
-latency, vs energy and vs peak memory; one point per variant, the front as a step line.
+latency, vs energy and vs peak memory; one point per variant, the front as a step line. A variant
+run by a deployment runtime other than eager torch is drawn hollow (its label, when it is on the
+front, names the runtime).
 
 Byte-stable output: no 'Software' metadata in the PNG, mathtext off (names are plain text), a
 fixed size and dpi, and inputs in a fixed order.
@@ -66,8 +68,13 @@ def pareto_figure(rows: Sequence[dict[str, Any]], path: Path, title: str) -> boo
                 continue
             mask = pareto_mask([p[0] for p in pts], [p[1] for p in pts], metric, QUALITY)
             for (x, y, r), opt in zip(pts, mask, strict=True):
-                ax.scatter([x], [y], c=models[r["model"]], marker=quants[r["quant"]], s=36,
-                           edgecolors="black" if opt else "none", linewidths=0.8, zorder=3)
+                if variant_of(r).runtime:  # a deployment runtime: hollow, in the model's colour
+                    ax.scatter([x], [y], facecolors="none", marker=quants[r["quant"]], s=36,
+                               edgecolors=models[r["model"]], linewidths=1.6 if opt else 1.0,
+                               zorder=3)
+                else:
+                    ax.scatter([x], [y], c=models[r["model"]], marker=quants[r["quant"]], s=36,
+                               edgecolors="black" if opt else "none", linewidths=0.8, zorder=3)
                 if opt:
                     ax.annotate(variant_of(r).label, (x, y), textcoords="offset points",
                                 xytext=(4, 3), fontsize=6.5, zorder=4, parse_math=False)
@@ -91,6 +98,9 @@ def pareto_figure(rows: Sequence[dict[str, Any]], path: Path, title: str) -> boo
                    for m, c in models.items()]
         handles += [plt.Line2D([], [], color="#777", marker=mk, linestyle="", label=_plain(q))
                     for q, mk in quants.items()]
+        if any(variant_of(r).runtime for r in ok):
+            handles.append(plt.Line2D([], [], color="#777", marker="o", markerfacecolor="none",
+                                      linestyle="", label="hollow: runtime other than torch"))
         fig.suptitle(title, y=0.99, fontsize=9, parse_math=False)
         fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False,
                    bbox_to_anchor=(0.5, 0.95))

@@ -1,10 +1,10 @@
 """CSV and JSON downloads: every leaderboard table and all rows.
 
 CSV: one header line of column names (units in the names), values unformatted, nested values
-(reasons, gallery) as JSON text, empty for null. JSON: ``{"columns": [...], "rows": [[...], ...]}``
-(values in column order, nested values as objects, non-finite numbers as null): 2.5x smaller
-than an array of objects, which matters at 200,000 rows. ``results_root`` (a local path of
-the build machine) is left out.
+(reasons, gallery, artifact) as JSON text, empty for null. JSON:
+``{"columns": [...], "rows": [[...], ...]}`` (values in column order, nested values as objects,
+non-finite numbers as null): 2.5x smaller than an array of objects, which matters at 200,000
+rows. ``results_root`` (a local path of the build machine) is left out.
 """
 
 from __future__ import annotations
@@ -18,27 +18,40 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from lowbench.results.columns import metric_names
+from lowbench.results.columns import metric_names, shown
+from lowbench.results.runtime_fields import RUNTIME_FIELDS, has_runtime
 
 _LEFT_OUT = frozenset(("results_root",))
+#: Columns written as JSON text in a CSV.
+NESTED = ("reasons", "gallery", "artifact")
 
 
-def base_columns() -> tuple[str, ...]:
+def base_columns(rows: Sequence[dict[str, Any]] | None = None) -> tuple[str, ...]:
     """Columns of a download, in order: identity, the catalogue's metrics, run details (other
-    columns, e.g. per-ratio PSNRs, follow sorted: :func:`columns_of`)."""
+    columns, e.g. per-ratio PSNRs, follow sorted: :func:`columns_of`).
+
+    With ``rows``: the runtime columns (:data:`lowbench.results.runtime_fields.RUNTIME_FIELDS`)
+    only when some row says its runtime, and the optional metrics only when some row holds
+    one (:func:`lowbench.results.columns.shown`), so a download of results from before the
+    runtime axis is what it was; without: every column."""
+    runtime: tuple[str, ...] = RUNTIME_FIELDS
+    metrics = metric_names()
+    if rows is not None:
+        runtime = runtime if any(map(has_runtime, rows)) else ()
+        metrics = shown(metrics, rows)
     return ("task", "task_version", "task_digest", "crop", "machine", "machine_id", "commit",
-            "commit_position", "commit_dirty", "model", "quant", "checkpoint", "checkpoint_name",
-            "status", "engine", "quantized_layers", "quantized_nothing", "pairs", "pairs_total",
-            "limit", *metric_names(), "latency_std_ms", "latency_n", "created_utc", "run_id",
-            "source", "reasons", "gallery")
+            "commit_position", "commit_dirty", "model", "quant", *runtime, "checkpoint",
+            "checkpoint_name", "status", "engine", "quantized_layers", "quantized_nothing",
+            "pairs", "pairs_total", "limit", *metrics, "latency_std_ms", "latency_n",
+            "created_utc", "run_id", "source", "reasons", "gallery")
 
 
 def columns_of(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """:func:`base_columns` then any other column of ``rows`` (sorted), less results_root."""
-    base = base_columns()
+    """:func:`base_columns` of ``rows`` then any other column of ``rows`` (sorted), less
+    results_root and the columns :func:`base_columns` left out for them."""
     shapes = set(map(tuple, rows))  # rows share a handful of key orders: cheap to scan
-    extra = set().union(*shapes) - set(base) - _LEFT_OUT
-    return [*base, *sorted(extra)]
+    extra = set().union(*shapes) - set(base_columns()) - _LEFT_OUT
+    return [*base_columns(rows), *sorted(extra)]
 
 
 def _clean(v: Any) -> Any:
@@ -78,7 +91,7 @@ def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str],
              table: list[list[Any]] | None = None) -> str:
     """The CSV text of ``rows`` (``table``: their :func:`_values`, which this modifies)."""
     table = _values(rows, columns) if table is None else table
-    nested = [i for i, c in enumerate(columns) if c in ("reasons", "gallery")]
+    nested = [i for i, c in enumerate(columns) if c in NESTED]
     empty = {dict: "{}", list: "[]"}
     for vals in table:
         for i in nested:

@@ -12,6 +12,7 @@ the history page).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,10 +32,11 @@ SPREAD_METRIC = "latency_median_ms"
 LATENCY_NO_STD_BAND = 0.05
 
 
-def band_definitions() -> list[tuple[str, str]]:
-    """(metric, definition) of every noise band, for the history page."""
+def band_definitions(metrics: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """(metric, definition) of the noise band of each of ``metrics`` (default: every metric of
+    the catalogue), for the history pages."""
     out = []
-    for metric in metric_names():
+    for metric in metric_names() if metrics is None else metrics:
         rel, floor = noise(metric)
         if metric == SPREAD_METRIC:
             text = (f"max({SIGMAS:g} x {MEDIAN_SE_FACTOR:.4f} x sqrt(s1^2/n1 + s2^2/n2), "

@@ -3,9 +3,11 @@ each, commit labels and slugs for file names (headers, units and number formatti
 catalogue's: :mod:`lowbench.results.columns`).
 
 A table holds the rows of one task (name, version, digest, crop) on one machine; a variant (one
-row of the leaderboard) is model x quantization x preprocessing x checkpoint x pairs scored, so a
-run on a user checkpoint or on a ``--limit`` subset is its own row, marked, never the reference
-cell, and never on a Pareto front or in the ablation (see :meth:`Variant.is_reference`).
+row of the leaderboard) is model x quantization x preprocessing x checkpoint x pairs scored x
+runtime, so a run on a user checkpoint or on a ``--limit`` subset is its own row, marked, never
+the reference cell, and never on a Pareto front or in the ablation (see
+:meth:`Variant.is_reference`); a run by a deployment runtime (ONNX Runtime, OpenVINO, ...) is its
+own row too, and a reference one (it competes on the Pareto fronts with eager torch).
 """
 
 from __future__ import annotations
@@ -17,24 +19,35 @@ from typing import Any, NamedTuple
 
 from lowbench.digest import bytes_digest
 from lowbench.models.registry import MODEL_NAMES, QUANT_NAMES
+from lowbench.results.runtime_fields import EAGER
 from lowbench.results.table import REFERENCE, is_complete
 
 #: Natural order of models and quantizations (others follow, alphabetically): the registry's.
 MODEL_ORDER, QUANT_ORDER = MODEL_NAMES, QUANT_NAMES
+#: Natural order of runtimes (others follow, alphabetically): eager torch first, then from the
+#: least to the most machine-specific deployment.
+RUNTIME_ORDER = (EAGER, "torch-compile", "onnxruntime", "openvino", "tensorrt")
 #: Hook for the fast-preprocessing ablation: a row whose ``preprocess`` column is set (e.g.
 #: "fast") is a distinct variant; rows without it use the reference preprocessing.
 PREPROCESS_FIELD = "preprocess"
 
 class Variant(NamedTuple):
     """One benchmarked configuration: model, quantization, preprocessing (None: reference),
-    checkpoint (None: the shipped weights, else the first 12 hex of the file's sha256) and
-    pairs scored (None: all of the task's pairs, else e.g. "3/21")."""
+    checkpoint (None: the shipped weights, else the first 12 hex of the file's sha256), pairs
+    scored (None: all of the task's pairs, else e.g. "3/21") and runtime (None: eager torch,
+    as every result from before runtimes were recorded; else e.g. "onnxruntime")."""
 
     model: str
     quant: str
     preprocess: str | None = None
     checkpoint: str | None = None
     pairs: str | None = None
+    runtime: str | None = None
+
+    @property
+    def runtime_name(self) -> str:
+        """The runtime's name, eager torch included ("torch")."""
+        return self.runtime or EAGER
 
     @property
     def marks(self) -> list[str]:
@@ -49,8 +62,11 @@ class Variant(NamedTuple):
 
     @property
     def label(self) -> str:
-        """'model / quant' (+ ' / <preprocess> preprocessing', + its marks)."""
+        """'model / quant' (+ ' / <runtime>', + ' / <preprocess> preprocessing', + its marks),
+        e.g. 'sid / static / openvino'."""
         text = f"{self.model} / {self.quant}"
+        if self.runtime:
+            text += f" / {self.runtime}"
         if self.preprocess:
             text += f" / {self.preprocess} preprocessing"
         return " / ".join([text, *self.marks])
@@ -63,15 +79,19 @@ class Variant(NamedTuple):
 
     @property
     def slug_parts(self) -> tuple[str, ...]:
-        """Parts of this variant's page name (the reference variants keep their short names)."""
+        """Parts of this variant's page name (the reference variants keep their short names;
+        a runtime other than eager torch is one more part, so eager torch pages keep theirs)."""
         base = (self.model, self.quant, self.preprocess or "")
-        return base if self.is_reference else (*base, self.checkpoint or "", self.pairs or "")
+        parts = base if self.is_reference else (*base, self.checkpoint or "", self.pairs or "")
+        return (*parts, self.runtime) if self.runtime else parts
 
     def sort_key(self) -> tuple:
-        """Natural order: MODEL_ORDER, then QUANT_ORDER, reference preprocessing first, the
-        reference checkpoint and complete runs before the others."""
+        """Natural order: MODEL_ORDER, then QUANT_ORDER, then RUNTIME_ORDER (eager torch
+        first), reference preprocessing first, the reference checkpoint and complete runs
+        before the others."""
         return (_rank(self.model, MODEL_ORDER), _rank(self.quant, QUANT_ORDER),
-                self.preprocess or "", self.checkpoint or "", self.pairs or "")
+                _rank(self.runtime_name, RUNTIME_ORDER), self.preprocess or "",
+                self.checkpoint or "", self.pairs or "")
 
 
 def _rank(value: str, order: tuple[str, ...]) -> tuple[int, str]:
@@ -83,15 +103,22 @@ CHECKPOINT_HEX = 8
 
 
 def variant_of(row: dict[str, Any]) -> Variant:
-    """The variant of a row (see lowbench.results.table.KEY: checkpoint, pairs and pairs_total)."""
+    """The variant of a row (see lowbench.results.table.KEY: checkpoint, pairs and pairs_total,
+    runtime)."""
     ckpt = row.get("checkpoint")
     checkpoint = None if ckpt in (None, REFERENCE) else str(ckpt)
     pairs = None
     if not is_complete(row):
         total = row.get("pairs_total")
         pairs = f"{row.get('pairs')}/{'?' if total is None else total}"
+    runtime = row.get("runtime")
     return Variant(row["model"], row["quant"], row.get(PREPROCESS_FIELD) or None, checkpoint,
-                   pairs)
+                   pairs, None if runtime in (None, EAGER) else str(runtime))
+
+
+def runtime_rank(name: str) -> tuple[int, str]:
+    """Sort key of a runtime's name in :data:`RUNTIME_ORDER` (others after, alphabetically)."""
+    return _rank(name, RUNTIME_ORDER)
 
 
 def variant_slug(table: Table, variant: Variant) -> str:

@@ -22,13 +22,25 @@ from lowbench.results.columns import (
     metric_names,
     noise,
     number,
+    shown,
     view,
 )
+from lowbench.results.runtime_fields import EAGER, has_runtime
 from lowbench.site.gallery import ImageStore
 from lowbench.site.history import Change, HistoryTable, band_definitions
-from lowbench.site.model import MODEL_ORDER, QUANT_ORDER, Latest, reason, slug, variant_of
+from lowbench.site.model import (
+    MODEL_ORDER,
+    QUANT_ORDER,
+    RUNTIME_ORDER,
+    Latest,
+    reason,
+    runtime_rank,
+    slug,
+    variant_of,
+)
 from lowbench.site.pareto import COSTS, row_marks
 from lowbench.site.svg import line_chart
+from lowbench.units import SIZE_UNIT
 
 TEMPLATES = PACKAGE_DIR / "site_templates"
 #: Per-exposure-ratio PSNR columns listed on a variant page (psnr_x100_db, ...).
@@ -36,9 +48,10 @@ RATIO_COLUMN = re.compile(r"psnr_x\d+_db")
 #: How many runs / changes a page lists at most (the downloads have all).
 RECENT_RUNS = 20
 MAX_CHANGES = 500
-#: Columns of changes.csv / changes.json.
+#: Columns of changes.csv / changes.json (``runtime`` only where a change is of a runtime other
+#: than eager torch: :func:`change_columns`).
 CHANGE_COLUMNS = ("task", "task_version", "task_digest", "machine", "machine_id", "model",
-                  "quant", "preprocess", "checkpoint", "pairs", "metric",
+                  "quant", "runtime", "preprocess", "checkpoint", "pairs", "metric",
                   "before_commit", "after_commit", "before_position", "after_position", "before",
                   "after", "delta", "relative", "band", "kind")
 
@@ -137,17 +150,47 @@ def _changes_latest_first(changes: Iterable[Change]) -> list[Change]:
     return sorted(changes, key=lambda c: -c.after_index)
 
 
+def runtime_title(row: dict[str, Any]) -> str:
+    """Hover text of a row's runtime: version, provider, device, threads and the precision it
+    executed (e.g. 'onnxruntime 1.32.0 · CPUExecutionProvider · cpu · 2 threads · executed
+    int8'); '' for a row that does not say its runtime."""
+    if not has_runtime(row):
+        return ""
+    parts = [" ".join(str(x) for x in (row.get("runtime"), row.get("runtime_version")) if x)]
+    parts += [str(row[k]) for k in ("runtime_provider", "runtime_device") if row.get(k)]
+    if row.get("runtime_threads") is not None:
+        parts.append(f"{row['runtime_threads']} threads")
+    precision = row.get("precision")
+    parts.append(f"executed {precision}" if precision else
+                 f"executed precision n/a: {reason(row, 'precision')}")
+    return " · ".join(parts)
+
+
+def precision_mismatch(row: dict[str, Any]) -> str:
+    """'executed fp32, asked int8' when the runtime executed another precision than the one
+    asked for (read back from the runtime), else ''."""
+    got, asked = row.get("precision"), row.get("requested_precision")
+    return f"executed {got}, asked {asked}" if got and asked and got != asked else ""
+
+
 def leaderboard_ctx(lt: Latest, hrefs: dict, files: dict) -> dict[str, Any]:
-    """Template data of one leaderboard table (``files``: its CSV/JSON names by table key)."""
+    """Template data of one leaderboard table (``files``: its CSV/JSON names by table key).
+
+    A runtime column when a row ran on another runtime than eager torch, and a filter by runtime
+    when the table holds more than one; a table of eager torch only is as it was."""
     t = lt.table
     marks = row_marks(lt.rows)
     leaderboard = view("leaderboard")
+    runtimes = sorted({variant_of(r).runtime_name for r in lt.rows}, key=runtime_rank)
     rows = []
     for row, mark in zip(lt.rows, marks, strict=True):
         v = variant_of(row)
         rows.append({
             "model": v.model, "quant": v.quant, "preprocess": v.preprocess, "marks": v.marks,
             "order": _rank(v.model, MODEL_ORDER), "quant_order": _rank(v.quant, QUANT_ORDER),
+            "runtime": v.runtime_name, "runtime_title": runtime_title(row),
+            "runtime_order": _rank(v.runtime_name, RUNTIME_ORDER),
+            "precision_mismatch": precision_mismatch(row),
             "href": hrefs[(t.key, v)],
             "quantized_nothing": bool(row.get("quantized_nothing")),
             "status": row["status"], "status_reason": status_reason(row),
@@ -164,10 +207,36 @@ def leaderboard_ctx(lt: Latest, hrefs: dict, files: dict) -> dict[str, Any]:
         "older": [{"label": o.label, "href": hrefs[(t.key, o)]}
                   for o in lt.older],
         "headers": [header(m) for m in leaderboard],
+        "show_runtime": runtimes != [EAGER], "runtimes": runtimes,
+        "runtime_filter": len(runtimes) > 1,
         "pareto_headers": [{"text": f"Pareto {name}",
                             "title": f"Pareto-optimal: PSNR vs {header(metric)}"}
                            for name, metric in COSTS],
         "rows": rows,
+    }
+
+
+def runtime_ctx(row: dict[str, Any]) -> dict[str, Any] | None:
+    """Template data of a row's runtime for its variant page: name, version, provider, device,
+    threads, executed precision (n/a with the reason when the runtime could not say), the
+    precision asked for, build time (s) and artifact (format, size in MiB, input shape); None
+    for a row that does not say its runtime (results from before runtimes were recorded)."""
+    if not has_runtime(row):
+        return None
+    build = value_cell(row, "build_s")
+    art = row.get("artifact") or {}
+    size = art.get("bytes")
+    shape = art.get("input_shape")
+    return {
+        "name": row.get("runtime"), "version": row.get("runtime_version"),
+        "provider": row.get("runtime_provider"), "device": row.get("runtime_device"),
+        "threads": row.get("runtime_threads"), "precision": row.get("precision"),
+        "precision_reason": "" if row.get("precision") else reason(row, "precision"),
+        "requested": row.get("requested_precision"), "mismatch": precision_mismatch(row),
+        "build": build["text"], "build_reason": build["title"],
+        "artifact": bool(art), "format": art.get("format"),
+        "size": None if not _is_num(size) else f"{number(size, 'size_bytes')} {SIZE_UNIT}",
+        "shape": "x".join(map(str, shape)) if isinstance(shape, list) else None,
     }
 
 
@@ -177,7 +246,7 @@ def variant_pages(w: Writer, h: HistoryTable, lt: Latest, hrefs: dict,
     t = h.table
     commits = h.commits
     first, last = commits[0].label, commits[-1].label
-    all_metrics, recent_metrics = metric_names(), view("recent")
+    all_metrics, recent_metrics = shown(metric_names(), t.rows), shown(view("recent"), t.rows)
     for s in h.series:
         href = hrefs[(t.key, s.variant)]
         measured = [i for i, r in enumerate(s.rows) if r is not None]
@@ -218,6 +287,7 @@ def variant_pages(w: Writer, h: HistoryTable, lt: Latest, hrefs: dict,
             "quantized_nothing": bool(row.get("quantized_nothing")), "status": row["status"],
             "status_reason": status_reason(row), "metrics": metrics,
             "reasons": sorted((row.get("reasons") or {}).items()), "gallery": gallery,
+            "runtime": runtime_ctx(row),
         }
         w.page(href, "variant.html", title=f"{s.variant.label}: {t.title}", task=t.task,
                machine=t.machine, machine_href=machine_href(t.machine_id),
@@ -259,7 +329,7 @@ def history_page(w: Writer, h: HistoryTable, hrefs: dict) -> dict[str, Any]:
            changes=[change_ctx(c, h, hrefs[(t.key, c.variant)])
                     for c in changes[:MAX_CHANGES]],
            truncated=len(changes) if len(changes) > MAX_CHANGES else 0, show_table=False,
-           bands=bands())
+           bands=bands(t.rows))
     last = len(h.commits) - 1
     return {"href": rel, "title": t.title, "n_commits": len(h.commits),
             "n_variants": len(h.series), "n_bad": sum(c.bad for c in changes),
@@ -278,10 +348,19 @@ def _min_span(metric: str, finite: np.ndarray) -> float:
     return 4 * max(rel * mid, floor, 0.01 * mid)
 
 
-def bands() -> list[dict[str, str]]:
-    """The noise-band definitions for the pages."""
+def bands(rows: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """The noise-band definitions for the pages of ``rows``: of every metric they show
+    (:func:`lowbench.results.columns.shown`)."""
     return [{"metric": header(m), "direction": direction(m) or "-", "text": text}
-            for m, text in band_definitions()]
+            for m, text in band_definitions(shown(metric_names(), rows))]
+
+
+def change_columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """The columns of the downloads of ``rows`` (:func:`changes_rows`): :data:`CHANGE_COLUMNS`,
+    less ``runtime`` when every change is of eager torch (as before runtimes were recorded)."""
+    if any(r.get("runtime") != EAGER for r in rows):
+        return CHANGE_COLUMNS
+    return tuple(c for c in CHANGE_COLUMNS if c != "runtime")
 
 
 def changes_rows(histories: list[HistoryTable]) -> list[dict[str, Any]]:
@@ -293,7 +372,8 @@ def changes_rows(histories: list[HistoryTable]) -> list[dict[str, Any]]:
             out.append({"task": h.table.task, "task_version": h.table.task_version,
                         "task_digest": h.table.task_digest, "machine": h.table.machine,
                         "machine_id": h.table.machine_id, "model": c.variant.model,
-                        "quant": c.variant.quant, "preprocess": c.variant.preprocess,
+                        "quant": c.variant.quant, "runtime": c.variant.runtime_name,
+                        "preprocess": c.variant.preprocess,
                         "checkpoint": c.variant.checkpoint, "pairs": c.variant.pairs,
                         "metric": c.metric, "before_commit": a.sha, "after_commit": b.sha,
                         "before_position": a.position, "after_position": b.position,
