@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from lowbench.runtimes.registry import DEFAULT_RUNTIME
+
 #: The ``runtime`` of a row run by eager PyTorch in the session itself: every record without a
 #: ``variant.runtime`` section, and every asv result without a runtime parameter.
-EAGER = "torch"
+EAGER = DEFAULT_RUNTIME
 #: Row columns read from a record's ``variant.runtime`` section (issue 18), in download order:
 #: the runtime's name and version, its execution provider, device and threads, the precision
 #: asked for and the one the runtime actually executed (read back from it; None with

@@ -21,12 +21,13 @@ from lowbench.digest import bytes_digest
 from lowbench.models.registry import MODEL_NAMES, QUANT_NAMES
 from lowbench.results.runtime_fields import EAGER
 from lowbench.results.table import REFERENCE, is_complete
+from lowbench.runtimes.registry import RUNTIME_NAMES
 
 #: Natural order of models and quantizations (others follow, alphabetically): the registry's.
 MODEL_ORDER, QUANT_ORDER = MODEL_NAMES, QUANT_NAMES
-#: Natural order of runtimes (others follow, alphabetically): eager torch first, then from the
-#: least to the most machine-specific deployment.
-RUNTIME_ORDER = (EAGER, "torch-compile", "onnxruntime", "openvino", "tensorrt")
+#: Natural order of runtimes (others follow, alphabetically): the runtime registry's, eager torch
+#: first.
+RUNTIME_ORDER = RUNTIME_NAMES
 #: Hook for the fast-preprocessing ablation: a row whose ``preprocess`` column is set (e.g.
 #: "fast") is a distinct variant; rows without it use the reference preprocessing.
 PREPROCESS_FIELD = "preprocess"
