@@ -58,7 +58,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 SIZE = 256
 NODE_PREFIX = "node::"
 #: Pseudo-quants of ``--quants``: the prototype of docs/lighter-int8.md on top of a real quant.
-PROTOTYPE_OF = {"static-int8up": "static"}
+PROTOTYPE_OF = {"static-int8up": "static", "static-dwonednn": "static"}
 #: Layer classes in print order.
 CLASSES = ("conv3x3", "dw3x3", "pw1x1", "head1x1", "convT2x2", "leaky_relu", "maxpool", "cat",
            "quantize", "dequantize", "pixel_shuffle", "other")
@@ -208,7 +208,7 @@ def build_runs(models: Iterable[str], quants: Iterable[str]) -> list[TorchRun]:
             module = v.module
             if quant in PROTOTYPE_OF:
                 module = copy.deepcopy(module)
-                int8_upsampling(module.core)
+                apply_prototype(quant, module.core)
             runs.append(TorchRun(f"{model}/{quant}", module, ProfiledInterpreter(fx_core(module))))
     return runs
 
@@ -336,7 +336,7 @@ def verbose_child(model: str, quant: str, threads: int) -> None:
     torch.set_num_threads(threads)
     module = build_variant(model, PROTOTYPE_OF.get(quant, quant)).module
     if quant in PROTOTYPE_OF:
-        int8_upsampling(module.core)
+        apply_prototype(quant, module.core)
     x = torch.rand(1, 4, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         module(x)
@@ -555,6 +555,30 @@ def int8_upsampling(gm: torch.fx.GraphModule) -> int:
     return done
 
 
+def onednn_depthwise(gm: torch.fx.GraphModule) -> int:
+    """Repack the int8 convs that PyTorch's x86 engine gives FBGEMM (more than 100 groups:
+    lighter's depthwise convs of 128-512 channels) under the ``onednn`` engine, so oneDNN's
+    ``brdgmm_dw`` runs them like the narrower ones; same int8 weights, bias and scales.
+    Returns the number repacked. A prototype for docs/lighter-int8.md."""
+    done = 0
+    engine = torch.backends.quantized.engine
+    try:
+        torch.backends.quantized.engine = "onednn"
+        for mod in gm.modules():
+            if type(mod).__name__ == "Conv2d" and hasattr(mod, "set_weight_bias") and (
+                    mod.groups > 100):
+                mod.set_weight_bias(mod.weight(), mod.bias())
+                done += 1
+    finally:
+        torch.backends.quantized.engine = engine
+    return done
+
+
+def apply_prototype(quant: str, gm: torch.fx.GraphModule) -> int:
+    """Apply the prototype named by the pseudo-quant ``quant`` to an int8 core, in place."""
+    return int8_upsampling(gm) if quant == "static-int8up" else onednn_depthwise(gm)
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR (dB) between two sRGB outputs clipped to [0, 1]."""
     mse = float(((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).mean())
@@ -573,15 +597,17 @@ def run_prototype(args: argparse.Namespace) -> None:
     for model in args.models:
         base = build_variant(model, "static").module
         fp32 = build_variant(model, "fp32").module
-        proto = copy.deepcopy(base)
-        n = int8_upsampling(proto.core)
-        timed += [(f"{model}/static", base), (f"{model}/static+int8-up ({n})", proto)]
-        with torch.inference_mode():
-            outs = [(base(c[None]), proto(c[None]), fp32(c[None])) for c in crops]
-        fidelity.append([model, f"{max(float((a - b).abs().max()) for a, b, _ in outs):.4f}",
-                         f"{min(psnr(a, b) for a, b, _ in outs):.2f}",
-                         f"{statistics.mean(psnr(a, f) for a, _, f in outs):.3f}",
-                         f"{statistics.mean(psnr(b, f) for _, b, f in outs):.3f}"])
+        for quant in PROTOTYPE_OF:
+            proto = copy.deepcopy(base)
+            n = apply_prototype(quant, proto.core)
+            timed += [(f"{model}/static", base), (f"{model}/{quant} ({n} layers)", proto)]
+            with torch.inference_mode():
+                outs = [(base(c[None]), proto(c[None]), fp32(c[None])) for c in crops]
+            fidelity.append([f"{model}/{quant}",
+                             f"{max(float((a - b).abs().max()) for a, b, _ in outs):.4f}",
+                             f"{min(psnr(a, b) for a, b, _ in outs):.2f}",
+                             f"{statistics.mean(psnr(a, f) for a, _, f in outs):.3f}",
+                             f"{statistics.mean(psnr(b, f) for _, b, f in outs):.3f}"])
     x = torch.rand(1, 4, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
     ms: dict[str, list[float]] = defaultdict(list)
     with torch.inference_mode():
@@ -589,7 +615,7 @@ def run_prototype(args: argparse.Namespace) -> None:
             for _ in range(2):
                 mod(x)
         for _ in range(args.rounds * 2):
-            for label, mod in timed:
+            for label, mod in dict(timed).items():
                 t0 = time.perf_counter()
                 mod(x)
                 ms[label].append((time.perf_counter() - t0) * 1e3)
@@ -601,7 +627,7 @@ def run_prototype(args: argparse.Namespace) -> None:
     print_table(f"prototype latency (median ms of {2 * args.rounds} interleaved rounds)",
                 ["variant", "ms", "prototype", "ms", "speed-up"], rows)
     print_table(f"prototype fidelity on {len(crops)} synth calibration crops (PSNR dB)",
-                ["model", "max |base-proto|", "min PSNR base/proto", "base vs fp32",
+                ["variant", "max |base-proto|", "min PSNR base/proto", "base vs fp32",
                  "proto vs fp32"], fidelity)
 
 
