@@ -1,7 +1,10 @@
 """Per-layer CPU profile of lowbench variants: where does an int8 forward spend its time?
 
     PYTHONPATH=. python scripts/layer_profile.py [--models sid lighter] [--quants fp32 static]
-        [--threads 2] [--rounds 7] [--layers] [--onednn-verbose] [--openvino]
+        [--threads 2] [--rounds 7] [--layers] [--onednn-verbose] [--openvino] [--prototype]
+
+The default run (torch only) takes about a minute on a 2-vCPU VM; ``--openvino`` adds about
+a minute (export, NNCF, compile), ``--prototype`` one to two (fidelity on fp32 references).
 
 Written for issue 18 ("why is lighter int8 slow?", docs/lighter-int8.md). On one
 ``1 x 4 x 256 x 256`` input with ``--threads`` intra-op threads:
@@ -27,6 +30,13 @@ Written for issue 18 ("why is lighter int8 slow?", docs/lighter-int8.md). On one
   (:func:`lowbench.quant.calibrate.calibration_crops`). Nodes are aggregated per
   (node type, exec type) -- the exec type names the kernel and precision -- and per layer
   class through each node's ``originalLayersNames``.
+
+* Prototypes (docs/lighter-int8.md), never lowbench recipes: ``--quants static-int8up``
+  (:func:`int8_upsampling`: each fp32 2x2 transposed conv of the static int8 core becomes an
+  int8 1x1 conv + depth-to-space) and ``--quants static-dwonednn`` (:func:`onednn_depthwise`:
+  the int8 convs PyTorch gives FBGEMM repacked for oneDNN) profile like any variant;
+  ``--prototype`` times both against static int8 and compares their outputs on synth
+  calibration crops (and against fp32).
 
 Times are milliseconds per forward; MACs are multiply-accumulates (GMAC = 1e9 MACs).
 """
