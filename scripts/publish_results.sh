@@ -17,13 +17,6 @@ if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
     exit 2
 fi
 started=$SECONDS
-for m in sid light lighter fire; do
-    for q in fp32 fp16 bf16 dynamic static qat; do
-        python3 -m lowbench evaluate --model "$m" --quant "$q" --publish \
-            || echo "publish: $m/$q did not evaluate (see above)" >&2
-    done
-done
-python3 -m lowbench evaluate --model libraw --publish
 # the runtime axis: every other runtime x quant that `lowbench list runtimes` says runs here
 # (RUNTIMES="onnxruntime openvino" picks some; RUNTIMES=none skips them)
 mapfile -t runtime_quants < <(python3 -m lowbench list runtimes --json | python3 -c '
@@ -35,13 +28,19 @@ for row in json.load(sys.stdin):
     for quant, why_not in row["quants"].items():
         if why_not is None:
             print(row["name"], quant)')
+# one model at a time, eager torch first, so an interrupted run leaves whole models
 for m in sid light lighter fire; do
+    for q in fp32 fp16 bf16 dynamic static qat; do
+        python3 -m lowbench evaluate --model "$m" --quant "$q" --publish \
+            || echo "publish: $m/$q did not evaluate (see above)" >&2
+    done
     for rq in "${runtime_quants[@]}"; do
         read -r r q <<< "$rq"
         python3 -m lowbench evaluate --model "$m" --quant "$q" --runtime "$r" --publish \
             || echo "publish: $m/$q/$r did not evaluate (see above)" >&2
     done
 done
+python3 -m lowbench evaluate --model libraw --publish
 echo "publish: evaluate of the whole matrix took $((SECONDS - started)) s" >&2
 if [ "${ASV:-1}" = "0" ]; then  # ASV=0: evaluate records only (the site still rebuilds)
     python3 -m lowbench site build --publish

@@ -150,7 +150,8 @@ def test_run_from_args_prints_path_size_and_diff(variants, tmp_path, capsys):
     torch.manual_seed(0)
     save_checkpoint(ckpt, "lighter", build("lighter").state_dict(), {})
     out = tmp_path / "lighter.pt"
-    args = argparse.Namespace(model="lighter", quant="fp32", format="torchscript", out=str(out),
+    args = argparse.Namespace(model="lighter", quant="fp32", runtime="torch",
+                              format="torchscript", out=str(out),
                               checkpoint=str(ckpt), task="synth", data_root=None, size=SIZE)
     assert export_cmd.run(args) == 0
     line = capsys.readouterr().out.strip()

@@ -349,8 +349,8 @@ def test_registry_metadata_matches_the_package() -> None:
     assert {get_model(n).family for n in ("sid", "light", "lighter")} == {"sid-unet"}
     assert FIRE_SQUEEZE_RATIO == fire_module.SQUEEZE_RATIO
     assert f"squeeze ratio {FIRE_SQUEEZE_RATIO}" in describe("fire")["description"]
-    assert MODEL_ORDER == MODEL_NAMES and QUANT_ORDER == ("fp32", "fp16", "dynamic", "static",
-                                                          "qat")
+    assert MODEL_ORDER == MODEL_NAMES
+    assert QUANT_ORDER == ("fp32", "fp16", "bf16", "dynamic", "static", "qat")
 
 
 def test_check_combination_names_the_problem() -> None:

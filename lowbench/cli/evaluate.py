@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
 
     # on stderr, terminal or not (CI logs, nohup): a tqdm bar on a TTY, else a line every few s
-    reporter = Progress(f"evaluate {cfg.model}/{cfg.quant}/{cfg.runtime}")
+    label = f"{cfg.model}/{cfg.quant}" + (f"/{cfg.runtime}" if cfg.runtime != "torch" else "")
+    reporter = Progress(f"evaluate {label}")
 
     def progress(pairs):
         return reporter.iterate(pairs, "pairs")
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(record, indent=1, sort_keys=True, allow_nan=False) + "\n")
     else:
-        title = (f"{cfg.model} / {cfg.quant} / {cfg.runtime} on {record['task']['name']} "
+        title = (f"{label.replace('/', ' / ')} on {record['task']['name']} "
                  f"({record['task']['pairs_evaluated']} pairs, "
                  f"{record['environment']['machine_label']})")
         print(title)
@@ -129,6 +130,6 @@ def run(args: argparse.Namespace) -> int:
               f"{path}", file=sys.stderr)
         return 2
     if record["status"] == "unsupported":
-        print(f"lowbench: warning: {cfg.model}/{cfg.quant}/{cfg.runtime} is unsupported here: "
+        print(f"lowbench: warning: {label} is unsupported here: "
               f"{record['failure']['reason']} (recorded in {path})", file=sys.stderr)
     return 0

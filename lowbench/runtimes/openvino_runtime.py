@@ -1,14 +1,15 @@
 """OpenVINO: the variant as OpenVINO IR, compiled for the CPU (x86 and Arm).
 
-The ONNX file (:mod:`lowbench.runtimes.onnx_files`) is read and saved as IR (``.xml`` +
-``.bin``, float32 weights); ``static`` (``int8``) is quantized by NNCF (``nncf.quantize``) on
-the same calibration crops of the train split as torch's static int8; ``qat`` reads the torch
-QAT int8 model's QDQ graph. Each input size is compiled once (reshaped to a static shape) with
-``INFERENCE_PRECISION_HINT`` pinned: f32 for fp32 and for the float parts of int8, bf16 / f16
-for bf16 / fp16. OpenVINO's default hint on a CPU with bf16 is bf16, so an unpinned "fp32" row
-would be a bf16 row. The precision is read back from the compiled model (each convolution's
-``runtimePrecision`` in the runtime model, and the hint it reports); a request it does not honour
-(f16 on a CPU without fp16 arithmetic runs bf16) is refused with the reason, never relabelled.
+The ONNX file (:mod:`lowbench.runtimes.onnx_files`) is converted (``ov.convert_model``) and
+saved as IR (``.xml`` + ``.bin``, float32 weights); ``static`` (``int8``) is quantized by NNCF
+(``nncf.quantize``) on the same calibration crops of the train split as torch's static int8;
+``qat`` reads the torch QAT int8 model's QDQ graph. Each input size is compiled once (reshaped
+to a static shape) with ``INFERENCE_PRECISION_HINT`` pinned: f32 for fp32 and for the float
+parts of int8, bf16 / f16 for bf16 / fp16. OpenVINO's default hint on a CPU with bf16 is bf16,
+so an unpinned "fp32" row would be a bf16 row. The precision is read back from the compiled
+model (each convolution's ``runtimePrecision`` in the runtime model, and the hint it reports);
+a request it does not honour (f16 on a CPU without fp16 arithmetic runs bf16) is refused with
+the reason, never relabelled.
 """
 
 from __future__ import annotations
@@ -129,7 +130,9 @@ def deploy(req: DeployRequest) -> Variant:
                                   checkpoint=req.checkpoint, task=req.task,
                                   data_root=req.data_root, device="cpu")
     onnx_path = write_core_onnx(torch_variant, root / "model.onnx")
-    model = ov.Core().read_model(str(onnx_path))
+    # convert_model, not Core.read_model: its conversion passes let NNCF quantize the
+    # depthwise convolutions too (read_model left lighter's 18 in float: docs/lighter-int8.md)
+    model = ov.convert_model(str(onnx_path))
     info = dict(torch_variant.info)
     if req.quant == "static":
         model, info["calibration"] = quantize_nncf(model, req)
