@@ -174,6 +174,20 @@ def measure_rounds(rows: list[Row], args: argparse.Namespace) -> None:
         print(f"  round {r + 1}/{args.rounds}: {time.perf_counter() - t0:.0f} s", flush=True)
 
 
+def skipped_lines(skipped: list[dict[str, str]]) -> list[str]:
+    """``models runtime quants: reason``, one line per runtime and reason, in first-seen order
+    (a runtime missing here is one line, not one per model and quant)."""
+    groups: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
+    for s in skipped:
+        models, quants = groups.setdefault((s["runtime"], s["reason"]), ([], []))
+        if s["model"] not in models:
+            models.append(s["model"])
+        if s["quant"] not in quants:
+            quants.append(s["quant"])
+    return [f"{','.join(models)} {runtime} {','.join(quants)}: {reason}"
+            for (runtime, reason), (models, quants) in groups.items()]
+
+
 def best_row(rows: list[Row], model: str) -> Row | None:
     """The highest-ratio row of ``model`` within MAX_PSNR_LOSS_DB of its torch fp32 PSNR."""
     ref = next(r for r in rows if r.model == model and r.runtime == "torch" and r.quant == "fp32")
@@ -268,9 +282,9 @@ def main(argv: list[str] | None = None) -> int:
           "vs fp32: median of per-round (torch fp32 ms / row ms) of the same model, >1 faster; "
           "range: min-max over rounds. TEST01: timed-loop output == accuracy-pass output.")
     if skipped:
-        print("\nskipped (why_not or the runtime's refusal):")
-        for s in skipped:
-            print(f"  {s['model']} {s['runtime']} {s['quant']}: {s['reason']}")
+        print("\nskipped (why_not or the runtime's refusal; one line per runtime and reason):")
+        for line in skipped_lines(skipped):
+            print(f"  {line}")
 
     print(f"\nbest row within {MAX_PSNR_LOSS_DB} dB PSNR of torch fp32 (highest ratio):")
     best: dict[str, Row | None] = {}
