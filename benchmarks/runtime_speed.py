@@ -14,8 +14,9 @@ then:
 * latency: ``lowbench.measure.latency.measure_latency`` of ``Session.forward_once`` (model-only
   forward on the synth task's 1 x 4 x 256 x 256 packed input) with ``--threads`` threads, all
   rows of all models interleaved in ``--rounds`` rounds, so load from other processes hits every
-  row alike. A row's ms is the median of its per-round medians; its ratio is the median of the
-  per-round ratios to eager torch fp32 of the same model (>1: faster than torch fp32).
+  row alike (odd rounds in reverse order). A row's ms is the median of its per-round medians;
+  its ratio is the median of the per-round ratios to eager torch fp32 of the same model (>1:
+  faster than torch fp32).
 
 Per row it prints runtime, quant, executed precision (read back from the runtime), median ms,
 ratio, the ratio's range over rounds, build s, artifact MiB (torch rows: the serialized
@@ -163,7 +164,9 @@ def measure_rounds(rows: list[Row], args: argparse.Namespace) -> None:
     """Interleaved latency rounds over every row; per-round ratios to each model's torch fp32."""
     for r in range(args.rounds):
         t0 = time.perf_counter()
-        for row in rows:
+        # every other round runs the rows in reverse order, so no row always follows the
+        # same one (the previous runtime's threads may still spin on a small machine)
+        for row in (rows if r % 2 == 0 else rows[::-1]):
             stats = measure_latency(row.session.forward_once, warmup=1, min_runs=args.min_runs,
                                     budget_s=args.budget_s)
             row.round_ms.append(stats["median_ms"])
