@@ -16,7 +16,10 @@ then:
   rows of all models interleaved in ``--rounds`` rounds, so load from other processes hits every
   row alike (odd rounds in reverse order). A row's ms is the median of its per-round medians;
   its ratio is the median of the per-round ratios to eager torch fp32 of the same model (>1:
-  faster than torch fp32).
+  faster than torch fp32). Each round prints the load average: under other processes' load
+  torch's OpenMP rows slow down far more than ONNX Runtime's and OpenVINO's thread pools, so
+  ratios of loaded rounds overstate the runtimes' speedups (the per-round figures are in
+  ``--json``).
 
 Per row it prints runtime, quant, executed precision (read back from the runtime), median ms,
 ratio, the ratio's range over rounds, build s, artifact MiB (torch rows: the serialized
@@ -160,8 +163,11 @@ def deploy_row(model: str, runtime: str, quant: str, args: argparse.Namespace,
                size, method)
 
 
-def measure_rounds(rows: list[Row], args: argparse.Namespace) -> None:
-    """Interleaved latency rounds over every row; per-round ratios to each model's torch fp32."""
+def measure_rounds(rows: list[Row], args: argparse.Namespace) -> list[float]:
+    """Interleaved latency rounds over every row; per-round ratios to each model's torch fp32.
+    Returns the 1-minute load average after each round (other processes' load: torch's
+    OpenMP rows slow down far more under it than ONNX Runtime's and OpenVINO's pools)."""
+    loads: list[float] = []
     for r in range(args.rounds):
         t0 = time.perf_counter()
         # every other round runs the rows in reverse order, so no row always follows the
@@ -174,7 +180,11 @@ def measure_rounds(rows: list[Row], args: argparse.Namespace) -> None:
                 if row.runtime == "torch" and row.quant == "fp32"}
         for row in rows:
             row.ratios.append(base[row.model] / row.round_ms[-1])
-        print(f"  round {r + 1}/{args.rounds}: {time.perf_counter() - t0:.0f} s", flush=True)
+        load = os.getloadavg()[0]
+        loads.append(load)
+        print(f"  round {r + 1}/{args.rounds}: {time.perf_counter() - t0:.0f} s, load average "
+              f"(1 min, this run included) {load:.1f} on {os.cpu_count()} cores", flush=True)
+    return loads
 
 
 def skipped_lines(skipped: list[dict[str, str]]) -> list[str]:
@@ -265,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     if not any(r.runtime == "torch" and r.quant == "fp32" for r in rows):
         print("no torch fp32 row to compare with: nothing measured")
         return 1
-    measure_rounds(rows, args)
+    loads = measure_rounds(rows, args)
     for row in rows:
         row.output_check = row.session.output_check()
 
@@ -303,11 +313,14 @@ def main(argv: list[str] | None = None) -> int:
         s, li = best["sid"], best["lighter"]
         per_round = [a / b for a, b in zip(s.round_ms, li.round_ms, strict=True)]
         speed = statistics.median(per_round)
+        wins = sum(v > 1 for v in per_round)
         comparison = {"sid_best": s.key, "lighter_best": li.key, "sid_over_lighter_ms": speed,
+                      "per_round": per_round, "lighter_faster_rounds": wins,
                       "lighter_faster": speed > 1.0, "psnr_db_delta": li.psnr_db - s.psnr_db}
         print(f"lighter best ({li.runtime} {li.quant}) vs sid best ({s.runtime} {s.quant}): "
               f"{speed:.2f}x {'faster' if speed > 1 else 'slower'} (median of per-round ms "
-              f"ratios), PSNR {li.psnr_db - s.psnr_db:+.3f} dB -> lighter's best row "
+              f"ratios; faster in {wins}/{len(per_round)} rounds), PSNR "
+              f"{li.psnr_db - s.psnr_db:+.3f} dB -> lighter's best row "
               f"{'beats' if speed > 1 else 'does not beat'} sid's on speed")
     total = time.perf_counter() - started
     print(f"total {total:.0f} s")
@@ -317,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine_header(threads), "args": {k: str(v) for k, v in vars(args).items()},
             "rows": [r.as_dict() for r in rows], "skipped": skipped,
             "best": {m: (b.key if b else None) for m, b in best.items()},
-            "lighter_vs_sid": comparison, "total_s": total}, indent=2, default=str))
+            "lighter_vs_sid": comparison, "round_load_avg_1min": loads, "total_s": total},
+            indent=2, default=str))
     return 0
 
 
