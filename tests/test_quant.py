@@ -339,6 +339,7 @@ def test_arm_engine_path_quantizes_transposed_convs(float_ckpts, qat_ckpts, x, m
 def test_fp16_emulated_on_cpu_is_unsupported_unless_forced(float_ckpts, qat_ckpts, monkeypatch):
     times = iter([1.0, 20.0, 1.0, 20.0])  # fp32 ms, fp16 ms per probe: 20x slower = emulation
     monkeypatch.setattr(recipes, "probe_ms", lambda fn: next(times))
+    monkeypatch.setattr(recipes, "cpu_has_native_fp16", lambda: True)  # the timing decides
     monkeypatch.delenv("LOWBENCH_FP16_CPU", raising=False)
     v = _build("lighter", "fp16", float_ckpts, qat_ckpts)
     assert v.module is None and v.info["status"] == "unsupported"
@@ -347,6 +348,19 @@ def test_fp16_emulated_on_cpu_is_unsupported_unless_forced(float_ckpts, qat_ckpt
     v = _build("lighter", "fp16", float_ckpts, qat_ckpts)
     assert v.info["status"] == "ok"
     assert all(p.dtype == torch.float16 for p in v.module.parameters())
+
+
+def test_fp16_on_a_cpu_without_native_fp16_is_refused_however_fast_the_probe(
+        float_ckpts, qat_ckpts, monkeypatch):
+    """A loaded machine slows the fp32 probe: the timing alone once let an emulated fp16 run
+    (0.19x of fp32) under the fp16 label. oneDNN's CPU check decides first."""
+    times = iter([10.0, 11.0])  # fp16 barely slower than fp32: the timing alone would pass it
+    monkeypatch.setattr(recipes, "probe_ms", lambda fn: next(times))
+    monkeypatch.setattr(recipes, "cpu_has_native_fp16", lambda: False)
+    monkeypatch.delenv("LOWBENCH_FP16_CPU", raising=False)
+    v = _build("lighter", "fp16", float_ckpts, qat_ckpts)
+    assert v.module is None and v.info["status"] == "unsupported"
+    assert "no native fp16 arithmetic" in v.info["reason"]
 
 
 # -- shipped static calibration (issue 16 §6: a fresh clone reproduces the published int8) ----

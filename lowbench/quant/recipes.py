@@ -65,6 +65,12 @@ def fp16_unsupported_reason(device: str) -> str | None:
     return None
 
 
+def cpu_has_native_fp16() -> bool:
+    """Whether oneDNN has native float16 arithmetic on this CPU (x86: AVX512-FP16 or AMX-FP16;
+    Arm: FP16)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+
+
 def probe_ms(fn: Callable[[], Any], runs: int = 7) -> float:
     """Fastest of ``runs`` timed calls of ``fn`` after one warm-up (ms): the minimum, so that
     a busy shared machine cannot flip the fp16 verdict from one process to the next (a single
@@ -102,10 +108,17 @@ def build_fp16(model: PaddedModel, device: str = "cpu") -> tuple[nn.Module | Non
             t16 = probe_ms(lambda: F.conv2d(x.half(), w.half(), padding=1))
         measured = (f"a 32->32 3x3 conv at 64x64 took {t16:.1f} ms in fp16 vs {t32:.1f} ms in "
                     "fp32 here")
-        if t16 > FP16_EMULATED_RATIO * t32 and os.environ.get("LOWBENCH_FP16_CPU") != "emulated":
+        # decided by oneDNN's own CPU check (AVX512-FP16 / AMX-FP16, Arm FP16) where it says
+        # "native"; else by the timing. A timing alone flipped under load (a loaded fp32 probe
+        # let an emulated fp16 through, 0.19x of fp32).
+        native = cpu_has_native_fp16()
+        if (not native or t16 > FP16_EMULATED_RATIO * t32) and os.environ.get(
+                "LOWBENCH_FP16_CPU") != "emulated":
+            why = (f"{t16 / t32:.0f}x slower" if native else
+                   "oneDNN finds no AVX512-FP16/AMX-FP16 (x86) or FP16 (Arm)")
             return None, quant_info(dtype="float16", status="unsupported", reason=(
                 f"fp16 convolution unsupported on this device: no native fp16 arithmetic on "
-                f"this CPU ({measured}, {t16 / t32:.0f}x slower: PyTorch emulates it); use "
+                f"this CPU ({measured}; {why}: PyTorch emulates it); use "
                 "--device cuda, a CPU with fp16 arithmetic, or LOWBENCH_FP16_CPU=emulated to "
                 "time the emulation anyway"))
         note = (f"fp16 on CPU: {measured} (CPUs without native fp16 fall back to slow "
