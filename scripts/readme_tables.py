@@ -1,6 +1,7 @@
 """Print the README's results tables (markdown) from published records: the latest evaluate run
-of every variant per machine, with quantization deltas against fp32, then the paired QAT-vs-static
-PSNR differences (mean and standard error over the task's pairs, dB).
+of every eager-torch variant per machine, with quantization deltas against fp32; the runtime
+axis (each runtime's fastest row within 0.3 dB PSNR of eager torch fp32, per model); then the
+paired QAT-vs-static PSNR differences (mean and standard error over the task's pairs, dB).
 
     python scripts/readme_tables.py [--results results]
 """
@@ -15,11 +16,16 @@ import statistics
 from lowbench.models.registry import MODEL_NAMES, QUANT_NAMES
 from lowbench.results.records import iter_records
 from lowbench.results.table import load_table
+from lowbench.runtimes.registry import RUNTIME_NAMES
 from lowbench.site.model import group_tables, latest, variant_of
 from lowbench.units import SIZE_UNIT, format_mib
 
 QUANTS = QUANT_NAMES
 MODELS = MODEL_NAMES
+RUNTIMES = RUNTIME_NAMES
+#: A runtime row counts for the runtime table when it loses at most this much PSNR (dB) against
+#: eager torch fp32 of the same model.
+MAX_PSNR_LOSS_DB = 0.3
 
 
 def _f(v: object, fmt: str = "{:.2f}") -> str:
@@ -35,7 +41,8 @@ def main() -> int:
     records = {r["run_id"]: r for _, r in iter_records([args.results])}  # for per-pair figures
     for lt in map(latest, group_tables(evaluate_rows)):
         # the reference cells only: a user checkpoint or a --limit subset measured something else
-        rows = [r for r in lt.rows if variant_of(r).is_reference]
+        every = [r for r in lt.rows if variant_of(r).is_reference]
+        rows = [r for r in every if r.get("runtime", "torch") == "torch"]
         machine, task = lt.table.machine, lt.table.task
         by = {(r["model"], r["quant"]): r for r in rows}
         commits = sorted({r["commit"][:10] for r in rows})
@@ -75,8 +82,40 @@ def main() -> int:
                       f"| {_f(r['swap_peak_mib'], '{:.0f}')} "
                       f"| {format_mib(r['size_bytes'])} | {ql_text} |")
         print()
+        _print_runtimes(every, by)
         _print_qat_vs_static(records, by)
     return 0
+
+
+def _print_runtimes(rows: list[dict], torch_by: dict) -> None:
+    """Per model and runtime: the fastest ok row within :data:`MAX_PSNR_LOSS_DB` of eager torch
+    fp32 (quant, executed precision, median ms, speed-up vs torch fp32, PSNR change)."""
+    present = [rt for rt in RUNTIMES if any(r.get("runtime", "torch") == rt for r in rows)]
+    if present == ["torch"] or not present:
+        return
+    print(f"Fastest row per runtime within {MAX_PSNR_LOSS_DB} dB PSNR of eager torch fp32 "
+          "(quant, precision the runtime executed, median ms, speed-up vs torch fp32, dPSNR):\n")
+    print("| model | " + " | ".join(present) + " |")
+    print("|---|" + "---|" * len(present))
+    for m in MODELS:
+        base = torch_by.get((m, "fp32"))
+        if base is None or base.get("latency_median_ms") is None:
+            continue
+        cells = []
+        for rt in present:
+            ok = [r for r in rows if r["model"] == m and r.get("runtime", "torch") == rt
+                  and r["status"] == "ok" and r.get("latency_median_ms")
+                  and r["psnr_db"] >= base["psnr_db"] - MAX_PSNR_LOSS_DB]
+            if not ok:
+                cells.append("-")
+                continue
+            best = min(ok, key=lambda r: r["latency_median_ms"])
+            cells.append(f"{best['quant']} ({best.get('precision') or '?'}) "
+                         f"{best['latency_median_ms']:.1f} ms, "
+                         f"{base['latency_median_ms'] / best['latency_median_ms']:.2f}x, "
+                         f"{best['psnr_db'] - base['psnr_db']:+.2f} dB")
+        print(f"| {m} | " + " | ".join(cells) + " |")
+    print()
 
 
 def _per_pair_psnr(records: dict[str, dict], row: dict) -> dict[str, float]:
