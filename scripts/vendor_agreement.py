@@ -15,10 +15,10 @@ latency is the runtime's own per-request latency, no Python around it. They alte
 ``--rounds`` rounds (lowbench first in even rounds, benchmark_app first in odd ones); the ratio
 is the median of the per-round ratios lowbench / benchmark_app, PASS when within 10 %. The
 same rounds also time a bare infer request of the same file and config with 0, 1 (infer's
-default) and 2 (lowbench's ``openvino_runner``) copies of the output, so a gap is attributed
-to lowbench's wrapper (``RuntimeModule`` / ``loaders.openvino_runner``) or to the run itself;
-a short cProfile of the module's forward and the compile properties where benchmark_app's
-compiled model differs from lowbench's are printed too.
+default, what lowbench's ``openvino_runner`` returns) and 2 copies of the output, so a gap is
+attributed to lowbench's wrapper (``RuntimeModule`` / ``loaders.openvino_runner``) or to the
+run itself; a short cProfile of the module's forward and the compile properties where
+benchmark_app's compiled model differs from lowbench's are printed too.
 
 ONNX Runtime (unless ``--no-ort``): static int8 deployed by lowbench vs a plain
 ``onnxruntime.InferenceSession`` of the same file (default options, ``--threads`` intra-op
@@ -147,7 +147,7 @@ def wrapper_cost_us() -> dict[str, float]:
     """Median µs per call of lowbench's RuntimeModule around a runner that returns a ready
     output array (the wrapper alone: shape lookup, pad check, torch <-> numpy, crop), and of
     one copy of a 1 x 3 x 512 x 512 float32 output (what loaders.openvino_runner's ``.copy()``
-    adds on top of infer's own copy)."""
+    added on top of infer's own copy until 5d2fea1, which dropped it)."""
     from lowbench.runtimes.base import RuntimeModule
 
     out = np.zeros((1, 3, 512, 512), np.float32)
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{got['ratio_range'][1]:.3f}) {got['verdict']}", flush=True)
             print(f"    same file+config, bare infer request: no output copy "
                   f"{ms['infer_0copy']:.1f} ms, 1 copy (infer's default) "
-                  f"{ms['infer_1copy']:.1f} ms, 2 copies (lowbench's openvino_runner) "
+                  f"{ms['infer_1copy']:.1f} ms, 2 copies "
                   f"{ms['infer_2copies']:.1f} ms; lowbench module / no-copy infer "
                   f"{got['wrapper_ratio']:.3f}; one copy of the {got['output_mib']:.1f} MiB "
                   f"output alone: {got['output_copy_ms']:.2f} ms")
@@ -361,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     results["wrapper_cost_us"] = cost
     print(f"lowbench wrapper alone (RuntimeModule around a runner returning a ready array): "
           f"{cost['runtime_module_us']:.1f} us per call; one extra copy of the 3 MiB output "
-          f"(openvino_runner's .copy() after infer's own copy): {cost['output_copy_us']:.1f} us")
+          f"(what openvino_runner's own .copy() cost until 5d2fea1): "
+          f"{cost['output_copy_us']:.1f} us")
     trtexec = shutil.which("trtexec")
     if trtexec is None:
         print("trtexec: not present")
