@@ -13,7 +13,7 @@ import math
 import re
 import statistics
 
-from lowbench.models.registry import MODEL_NAMES, QUANT_NAMES
+from lowbench.models.registry import LEARNED_MODELS, MODEL_NAMES, QUANT_NAMES
 from lowbench.results.records import iter_records
 from lowbench.results.table import load_table
 from lowbench.runtimes.registry import RUNTIME_NAMES
@@ -63,8 +63,9 @@ def main() -> int:
                 if r["status"] != "ok":
                     why = r["reasons"].get("psnr_db", r["status"])
                     slow = re.search(r"(\d+x slower)", why)
-                    short = why.split(":")[0] + (f" (emulated fp16, {slow.group(1)})"
-                                                 if slow else "")
+                    short = why.split(":")[0] + (f" (emulated fp16, {slow.group(1)})" if slow
+                                                 else " (no native fp16 on this CPU)"
+                                                 if "no native fp16" in why else "")
                     print(f"| {m} | {q} | {short} |" + " |" * 10)
                     continue
                 d = (r["psnr_db"] - base["psnr_db"]) if base and q != "fp32" else None
@@ -74,7 +75,7 @@ def main() -> int:
                 if r.get("quantized_nothing"):
                     ql_text = "0 (quantized nothing)"
                 else:
-                    ql_text = "-" if q in ("fp32", "fp16") else str(ql)
+                    ql_text = "-" if q in ("fp32", "fp16", "bf16") else str(ql)
                 print(f"| {m} | {q} | {_f(r['psnr_db'])} | {_f(d, '{:+.2f}')} "
                       f"| {_f(r['ssim'], '{:.4f}')} | {_f(r['latency_median_ms'], '{:.1f}')} "
                       f"| {_f(r['latency_p90_ms'], '{:.1f}')} | {_f(sp, '{:.2f}x')} "
@@ -97,7 +98,7 @@ def _print_runtimes(rows: list[dict], torch_by: dict) -> None:
           "(quant, precision the runtime executed, median ms, speed-up vs torch fp32, dPSNR):\n")
     print("| model | " + " | ".join(present) + " |")
     print("|---|" + "---|" * len(present))
-    for m in MODELS:
+    for m in LEARNED_MODELS:
         base = torch_by.get((m, "fp32"))
         if base is None or base.get("latency_median_ms") is None:
             continue
