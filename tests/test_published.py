@@ -99,7 +99,8 @@ def _identity(rec: dict) -> tuple:
             m.get("ram_mib"), m.get("accelerator"), jet.get("model"), jet.get("l4t_release"),
             jet.get("nvpmodel"), m.get("hostname_label"), task["name"], task["version"],
             task.get("manifest_sha256"), task.get("crop"), rec["variant"]["model"],
-            rec["variant"]["quant"], None if shipped else ckpt.get("sha256"),
+            rec["variant"]["quant"], (rec["variant"].get("runtime") or {}).get("name", "torch"),
+            None if shipped else ckpt.get("sha256"),
             task["pairs_evaluated"], task.get("pairs_total"))
 
 
@@ -211,7 +212,8 @@ def test_lighter_static_and_qat_meet_the_quality_targets_live() -> None:
 @pytest.fixture(scope="module")
 def published(committed_results: Path) -> dict[tuple[str, str], dict]:
     """(model, quant) -> row of the README's table: the latest synth evaluate run of the
-    reference machine measured last, from the committed records."""
+    reference machine measured last, from the committed records (eager torch: the runtime
+    rows have their own table)."""
     from lowbench.results.table import load_table
     from lowbench.site.model import group_tables, latest, recency
 
@@ -219,7 +221,7 @@ def published(committed_results: Path) -> dict[tuple[str, str], dict]:
     tables = [lt for lt in map(latest, group_tables(rows)) if lt.table.task == "synth"]
     assert tables, "results/ holds no synth evaluate records"
     newest = max(tables, key=lambda lt: max(recency(r) for r in lt.rows))  # the README's table
-    return {(r["model"], r["quant"]): r for r in newest.rows}
+    return {(r["model"], r["quant"]): r for r in newest.rows if r.get("runtime") == "torch"}
 
 
 

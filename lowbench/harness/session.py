@@ -163,8 +163,21 @@ class Session:
         except RuntimeUnavailable as err:
             info = {"model": cfg.model, "quant": cfg.quant, "device": cfg.device,
                     "status": "unsupported", "reason": f"{cfg.runtime}: {err}",
-                    "runtime": {"name": cfg.runtime, "reason": str(err)}}
+                    "runtime": {"name": cfg.runtime, "reason": str(err)},
+                    "checkpoint": self._weights_identity()}
             return Variant(cfg.model, cfg.quant, None, info)
+
+    def _weights_identity(self) -> dict[str, Any]:
+        """The weights a refused variant would have run (path, sha256, source), so its record
+        names them like every other; nulls when they cannot be found."""
+        from lowbench.checkpoint import resolve_checkpoint
+
+        try:
+            weights = resolve_checkpoint(check_combination(self.cfg.model, self.cfg.quant),
+                                         self.cfg.checkpoint, qat=self.cfg.quant == "qat")
+        except LowbenchError:
+            return {"path": None, "sha256": None, "source": None}
+        return {"path": str(weights.path), "sha256": weights.sha256, "source": weights.source}
 
     # -- status -----------------------------------------------------------------------------
     @property

@@ -45,6 +45,14 @@ def unsupported(quant: str, device: str) -> str | None:
     if quant in ("static", "qat", "dynamic"):
         return ("torch.compile of torch.ao's FX int8 modules is not supported (inductor's int8 "
                 "path is pt2e); use --runtime torch, onnxruntime or openvino for int8")
+    if device.startswith("cpu"):  # compiles what eager torch runs: its precisions, no more
+        from lowbench.quant.recipes import bf16_unsupported_reason, cpu_has_native_fp16
+
+        if quant == "fp16" and not cpu_has_native_fp16():
+            return ("fp16 convolution unsupported on this device: no native fp16 arithmetic on "
+                    "this CPU (oneDNN finds no AVX512-FP16/AMX-FP16 or Arm FP16)")
+        if quant == "bf16":
+            return bf16_unsupported_reason(device)
     return None
 
 
