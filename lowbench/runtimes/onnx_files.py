@@ -18,9 +18,9 @@ from lowbench.errors import LowbenchError, VariantError
 from lowbench.export import ONNX_OPSET, quiet_export, require_onnx
 from lowbench.fsutil import atomic_path
 from lowbench.models.unet import PaddedModel
-from lowbench.runtimes.base import RuntimeUnavailable
+from lowbench.runtimes.base import DeployRequest, RuntimeUnavailable
 from lowbench.runtimes.loaders import INPUT
-from lowbench.variants import Variant
+from lowbench.variants import Variant, build_variant
 
 #: Output name of every lowbench ONNX file (the input's is :data:`INPUT`).
 OUTPUT = "srgb"
@@ -63,3 +63,13 @@ def write_core_onnx(variant: Variant, path: Path, example_hw: tuple[int, int] = 
 
         onnx.checker.check_model(str(tmp))
     return path
+
+
+def export_request(req: DeployRequest, path: Path) -> tuple[Variant, Path]:
+    """The torch variant a runtime starts from for ``req`` (``qat``: the QAT int8 model, whose
+    export is QDQ; every other quant: the float model, which the runtime's own tooling then
+    quantizes or casts) and its core exported to ONNX at ``path``."""
+    variant = build_variant(req.model, "qat" if req.quant == "qat" else "fp32",
+                            checkpoint=req.checkpoint, task=req.task, data_root=req.data_root,
+                            device="cpu")
+    return variant, write_core_onnx(variant, path)

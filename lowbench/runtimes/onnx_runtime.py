@@ -29,8 +29,8 @@ from lowbench.runtimes.base import (
     summarize_precisions,
 )
 from lowbench.runtimes.loaders import ort_runner, ort_session
-from lowbench.runtimes.onnx_files import INPUT, write_core_onnx
-from lowbench.variants import Variant, build_variant
+from lowbench.runtimes.onnx_files import INPUT, export_request
+from lowbench.variants import Variant
 
 NAME = "onnxruntime"
 EXTRA = "onnxruntime"
@@ -122,12 +122,6 @@ def executed_precisions(optimized: Path) -> dict[str, int]:
     return dict(counts)
 
 
-def _torch_variant(req: DeployRequest) -> Variant:
-    quant = "qat" if req.quant == "qat" else "fp32"
-    return build_variant(req.model, quant, checkpoint=req.checkpoint, task=req.task,
-                         data_root=req.data_root, device="cpu")
-
-
 def deploy(req: DeployRequest) -> Variant:
     """Build ``req`` for ONNX Runtime: export, quantize (static), create the session; the
     variant's ``info["runtime"]`` says what runs. Raises RuntimeUnavailable with the reason."""
@@ -139,8 +133,7 @@ def deploy(req: DeployRequest) -> Variant:
     folder = artifact_folder(NAME)
     root = Path(folder.name)
     t0 = time.perf_counter()
-    torch_variant = _torch_variant(req)
-    path = write_core_onnx(torch_variant, root / "model.onnx")
+    torch_variant, path = export_request(req, root / "model.onnx")
     info = dict(torch_variant.info)
     if req.quant == "static":
         float_path, path = path, root / "model.int8.onnx"

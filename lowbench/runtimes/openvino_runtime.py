@@ -35,8 +35,8 @@ from lowbench.runtimes.base import (
     summarize_precisions,
 )
 from lowbench.runtimes.loaders import openvino_compile, openvino_runner
-from lowbench.runtimes.onnx_files import write_core_onnx
-from lowbench.variants import Variant, build_variant
+from lowbench.runtimes.onnx_files import export_request
+from lowbench.variants import Variant
 
 NAME = "openvino"
 EXTRA = "openvino"
@@ -126,10 +126,7 @@ def deploy(req: DeployRequest) -> Variant:
     folder = artifact_folder(NAME)
     root = Path(folder.name)
     t0 = time.perf_counter()
-    torch_variant = build_variant(req.model, "qat" if req.quant == "qat" else "fp32",
-                                  checkpoint=req.checkpoint, task=req.task,
-                                  data_root=req.data_root, device="cpu")
-    onnx_path = write_core_onnx(torch_variant, root / "model.onnx")
+    torch_variant, onnx_path = export_request(req, root / "model.onnx")
     # convert_model, not Core.read_model: its conversion passes let NNCF quantize the
     # depthwise convolutions too (read_model left lighter's 18 in float: docs/lighter-int8.md)
     model = ov.convert_model(str(onnx_path))
