@@ -251,3 +251,11 @@ def test_export_runtime_writes_the_deployed_ir(tmp_path: Path, odd_input: torch.
     bad = lowbench("export", "--model", "lighter", "--runtime", "openvino", "--out",
                    str(tmp_path / "lighter.onnx"))
     assert_one_line_error(bad, "lighter.onnx", ".xml")
+
+
+def test_export_of_a_runtime_without_a_file_is_one_line(tmp_path: Path) -> None:
+    """torch.compile deploys no file: refused before anything is built, no traceback."""
+    proc = lowbench("export", "--model", "lighter", "--runtime", "torch-compile", "--out",
+                    str(tmp_path / "x.pt"))
+    assert_one_line_error(proc, "torch-compile", "--format")
+    assert not (tmp_path / "x.pt").exists()

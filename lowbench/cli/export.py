@@ -78,14 +78,18 @@ def _export_runtime(args: argparse.Namespace) -> int:
     from lowbench.fsutil import atomic_write_bytes
     from lowbench.progress import Progress
     from lowbench.runtimes.base import DeployRequest
-    from lowbench.runtimes.registry import deploy, why_not
+    from lowbench.runtimes.registry import deploy, runtime_module, why_not
     from lowbench.units import SIZE_UNIT, format_mib
 
+    artifact = runtime_module(args.runtime).ARTIFACT
+    if artifact is None:
+        raise LowbenchError(f"--runtime {args.runtime} deploys no file of its own; export the "
+                            "module with --format torchscript or onnx (without --runtime)")
     reason = why_not(args.runtime, args.quant)
     if reason:
         raise VariantError(f"{args.model} x {args.quant} on {args.runtime}: {reason}")
     out = Path(args.out)
-    if args.runtime == "openvino" and out.suffix != ".xml":
+    if artifact == "openvino-ir" and out.suffix != ".xml":
         raise LowbenchError(f"--out {out}: an OpenVINO IR is a .xml file (its weights go to "
                             "the .bin beside it); name it e.g. model.xml")
     with Progress(f"export {args.model}/{args.quant}/{args.runtime}") as reporter:
@@ -95,7 +99,7 @@ def _export_runtime(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint, task=args.task, data_root=args.data_root))
     runtime = variant.info["runtime"]
     files = [Path(variant.module.worker["file"])]  # type: ignore[union-attr]
-    if runtime["artifact"]["format"] == "openvino-ir":
+    if artifact == "openvino-ir":
         files.append(files[0].with_suffix(".bin"))
         atomic_write_bytes(out.with_suffix(".bin"), files[1].read_bytes())
     atomic_write_bytes(out, files[0].read_bytes())

@@ -34,6 +34,8 @@ from lowbench.variants import Variant
 
 NAME = "onnxruntime"
 EXTRA = "onnxruntime"
+#: The deployed file(s) ``lowbench export --runtime`` writes (None: no file is deployed).
+ARTIFACT: str | None = "onnx"
 #: ONNX op types that compute a convolution, by the precision they compute in.
 FLOAT_CONV_OPS = {"Conv", "ConvTranspose", "FusedConv", "NchwcConv"}
 INT8_CONV_OPS = {"QLinearConv", "ConvInteger", "QLinearConvTranspose"}

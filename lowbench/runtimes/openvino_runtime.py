@@ -40,6 +40,8 @@ from lowbench.variants import Variant
 
 NAME = "openvino"
 EXTRA = "openvino"
+#: The deployed file(s) ``lowbench export --runtime`` writes (None: no file is deployed).
+ARTIFACT: str | None = "openvino-ir"
 #: INFERENCE_PRECISION_HINT per quant (int8 variants pin the float parts to f32).
 HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "static": "f32", "qat": "f32"}
 #: Runtime-model layer types that compute a convolution.

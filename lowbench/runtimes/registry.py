@@ -2,7 +2,8 @@
 a variant on one of them (:func:`deploy`).
 
 Each runtime is one module of this package with ``NAME``, ``EXTRA`` (the pip extra that
-installs it, None for torch's own), ``unavailable(device) -> reason | None``,
+installs it, None for torch's own), ``ARTIFACT`` (the format of the file it deploys, None for
+none), ``unavailable(device) -> reason | None``,
 ``unsupported(quant, device) -> reason | None`` and ``deploy(request) -> Variant``; the
 deployed files are reloaded in the clean memory worker by :mod:`lowbench.runtimes.loaders` (no
 torch there). The modules are imported only when used, so listing the names needs neither

@@ -15,6 +15,8 @@ from lowbench.variants import Variant
 
 NAME = "tensorrt"
 EXTRA = "tensorrt"
+#: The deployed file(s) ``lowbench export --runtime`` writes (None: no file is deployed).
+ARTIFACT: str | None = None
 
 
 def unavailable(device: str) -> str | None:

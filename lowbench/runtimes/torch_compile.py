@@ -30,6 +30,8 @@ from lowbench.variants import Variant, build_variant
 
 NAME = "torch-compile"
 EXTRA = None
+#: The deployed file(s) ``lowbench export --runtime`` writes (None: no file is deployed).
+ARTIFACT: str | None = None
 
 
 def unavailable(device: str) -> str | None:
