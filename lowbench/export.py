@@ -4,9 +4,12 @@ TorchScript: the core is traced (``torch.jit.trace``; FX-generated int8 code is 
 scriptable) and the pad/crop wrapper (and the fp16 cast wrapper) around it is scripted, so the
 file accepts any ``(N, 4, h, w)`` input like the in-process module; if that fails the whole
 module is traced at ``size`` (then the file is specific to that input size). ONNX: the
-TorchScript-based exporter (``dynamo=False``, opset :data:`ONNX_OPSET`) at a fixed
-``1 x 4 x size x size`` input (dynamic batch); int8 variants export as QuantizeLinear /
-DequantizeLinear (QDQ) graphs. Every file is checked before it is moved into place
+TorchScript-based exporter (``dynamo=False``, opset :data:`ONNX_OPSET`) with dynamic batch,
+height and width, so one file takes any frame (a full Sony frame, 1424 x 2128 packed, included;
+height and width at least :data:`ONNX_MIN_SIDE`): the pad to 16 is written as a reflect pad by
+15 and a slice to the next multiple (:class:`OnnxPadded`), which the tracer records with the
+input's shape instead of freezing the example's pad amounts. int8 variants export as
+QuantizeLinear / DequantizeLinear (QDQ) graphs. Every file is checked before it is moved into place
 (TorchScript: ``torch.jit.load`` of the bytes; ONNX: ``onnx.checker`` on a temp file, then
 ``os.replace``); :func:`max_abs_diff` compares a reloaded file with the in-process module.
 
@@ -36,6 +39,39 @@ from lowbench.variants import Variant
 
 FORMATS: tuple[str, ...] = ("torchscript", "onnx")
 ONNX_OPSET = 17
+#: Smallest packed height / width an exported ONNX file takes (its reflect pad by 15 needs 16).
+ONNX_MIN_SIDE = 16
+
+
+class OnnxPadded(nn.Module):
+    """:class:`PaddedModel` for the ONNX exporter: reflect-pad by ``multiple - 1``, slice to the
+    next multiple, run the core, crop back. Equal to the wrapper's pad (a reflect pad's first
+    rows do not depend on how many follow) for inputs of at least ``multiple`` pixels, and
+    traced with symbolic sizes, so the file takes any frame size."""
+
+    def __init__(self, core: nn.Module, multiple: int, scale: int) -> None:
+        super().__init__()
+        self.core = core
+        self.multiple = multiple
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Packed ``(N, 4, h, w)`` -> sRGB ``(N, 3, scale*h, scale*w)``."""
+        h, w = x.shape[-2], x.shape[-1]
+        m = self.multiple
+        padded = torch.nn.functional.pad(x, [0, m - 1, 0, m - 1], mode="reflect")
+        y = self.core(padded[:, :, :(h + m - 1) // m * m, :(w + m - 1) // m * m])
+        return y[:, :, :h * self.scale, :w * self.scale]
+
+
+def onnx_exportable(module: nn.Module) -> nn.Module:
+    """``module`` with its :class:`PaddedModel` (inside an fp16/bf16 cast wrapper too) swapped
+    for :class:`OnnxPadded`; any other module unchanged."""
+    if isinstance(module, PaddedModel):
+        return OnnxPadded(module.core, module.multiple, module.scale)
+    if isinstance(module, (HalfPrecision, BFloat16Precision)):
+        return type(module)(onnx_exportable(module.inner))
+    return module
 
 
 @contextlib.contextmanager
@@ -46,6 +82,7 @@ def quiet_export() -> Iterator[None]:
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)
         yield
 
 
@@ -114,9 +151,10 @@ def _write_onnx(variant: Variant, x: torch.Tensor, tmp: Path) -> None:
     try:
         with quiet_export(), torch.no_grad():
             torch.onnx.export(
-                variant.module, (x,), str(tmp), dynamo=False, opset_version=ONNX_OPSET,
-                input_names=["packed"], output_names=["srgb"],
-                dynamic_axes={"packed": {0: "batch"}, "srgb": {0: "batch"}},
+                onnx_exportable(variant.module), (x,), str(tmp), dynamo=False,
+                opset_version=ONNX_OPSET, input_names=["packed"], output_names=["srgb"],
+                dynamic_axes={"packed": {0: "batch", 2: "height", 3: "width"},
+                              "srgb": {0: "batch", 2: "out_height", 3: "out_width"}},
             )
     except OSError:
         raise  # a refused write: export_variant names the file and the fix
@@ -135,9 +173,9 @@ def export_variant(variant: Variant, fmt: str, out: str | Path, size: int = 256)
     """Write ``variant`` as ``fmt`` ("torchscript" or "onnx") to ``out`` atomically; return it.
 
     ``size`` is the packed side (pixels) of the ``1 x 4 x size x size`` example input used for
-    tracing (and the fixed input size of ONNX files). The file is reloaded before it replaces
-    ``out``. Raises VariantError for a variant without a module (LibRaw, unsupported here) or
-    a failed ONNX export, LowbenchError for a bad format or size.
+    tracing; ONNX files take any height and width of at least :data:`ONNX_MIN_SIDE`. The file
+    is reloaded before it replaces ``out``. Raises VariantError for a variant without a module
+    (LibRaw, unsupported here) or a failed ONNX export, LowbenchError for a bad format or size.
     """
     if fmt not in FORMATS:
         raise LowbenchError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
@@ -159,7 +197,7 @@ def export_variant(variant: Variant, fmt: str, out: str | Path, size: int = 256)
 class OnnxRuntimeModule(nn.Module):
     """An exported ONNX file run by onnxruntime on the CPU, callable like the in-process
     module: float32 ``(N, 4, h, w)`` packed input -> float32 ``(N, 3, 2h, 2w)`` sRGB (0-1) on
-    the CPU. ``h`` and ``w`` must be the export ``size`` (the ONNX input is fixed-size)."""
+    the CPU, any ``h``, ``w`` of at least :data:`ONNX_MIN_SIDE`."""
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()

@@ -61,8 +61,8 @@ class Task:
         or None (SID tasks need a user-supplied root)."""
         if self.name == "synth":
             return SYNTH_TEST_DIR
-        if self.name == "synth-train":
-            return cache_dir() / f"synth-train-v{self.version}"
+        if self.name in ("synth-train", "synth-full"):
+            return cache_dir() / f"{self.name}-v{self.version}"
         if self.task_file is not None:
             return self.task_file.parent
         return None
@@ -107,6 +107,11 @@ class Task:
             from lowbench.data.synth import LONG_EXPOSURE_S, SHORT_EXPOSURES_S, TEST_SCENES
 
             ids = [sid for _, sid in TEST_SCENES]
+        elif self.name == "synth-full":
+            from lowbench.data.synth import FULL_SCENES, FULL_SHORT_EXPOSURES_S, LONG_EXPOSURE_S
+
+            ids = [sid for _, sid in FULL_SCENES]
+            SHORT_EXPOSURES_S = FULL_SHORT_EXPOSURES_S  # noqa: N806 - the split's exposures
         else:
             from lowbench.data.synth import (
                 LONG_EXPOSURE_S,
@@ -141,6 +146,8 @@ class Task:
             listed = listed[:limit]
         if self.name == "synth-train":
             ensure_synth_train(root, sorted({p.scene_id for p in listed}))
+        if self.name == "synth-full" and data_root is None:
+            ensure_synth_full(root, sorted({p.scene_id for p in listed}))
         if check:
             problems = self.check_files(root, listed)
             if problems:
@@ -279,6 +286,23 @@ def ensure_synth_train(root: Path, scene_ids: list[int]) -> None:
     for i in tqdm(todo, desc="generating synth-train", unit="scene", leave=False,
                   disable=len(todo) < 8):
         generate_train_scene(root, i)
+
+
+def ensure_synth_full(root: Path, scene_ids: list[int]) -> None:
+    """Generate the synth-full scenes that are not complete in ``root`` yet (seconds each; the
+    files are then checked against the manifest's checksums like every pinned task)."""
+    from lowbench.data.synth import FULL_SCENES, FULL_SHORT_EXPOSURES_S, generate_full_scene
+
+    names = {sid: name for name, sid in FULL_SCENES}
+    todo = [i for i in scene_ids
+            if not (root / f"long/{i:05d}_00_10s.dng").is_file()
+            or not all((root / f"short/{i:05d}_00_{t:g}s.dng").is_file()
+                       for t in FULL_SHORT_EXPOSURES_S)]
+    from tqdm import tqdm
+
+    for i in tqdm(todo, desc="generating synth-full (full Sony frames)", unit="scene",
+                  leave=False, disable=not todo):
+        generate_full_scene(root, names[i], i)
 
 
 # -- the manifest --------------------------------------------------------------------------

@@ -253,8 +253,13 @@ def test_published_sid_static_is_about_4x_smaller(published) -> None:
 
 
 # -- reproducible int8 (issue 16 §6) ------------------------------------------------------------
-#: A fresh clone reproduces a published quality figure to within this (dB).
-REPRODUCE_DB = 1e-4
+#: A fresh clone reproduces a published quality figure to within this (dB). The shipped observer
+#: state fixes the int8 ranges, but the fp32 parts of the forward round differently on each
+#: CPU's kernels, and a few int8 roundings flip: lighter/static measured 22.97205 dB on an AMD
+#: EPYC with AVX-512, 22.97286 dB on an AMD EPYC without it (2026-12-07) and 22.98080 dB on
+#: the Intel Xeon that published it. The records do not yet name the ISA, so the bound covers
+#: the spread across CPUs.
+REPRODUCE_DB = 0.01
 
 
 def test_fresh_clone_reproduces_published_lighter_static(published, tmp_path, monkeypatch):

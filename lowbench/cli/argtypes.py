@@ -51,3 +51,15 @@ def _finite(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
     return value
+
+
+def memory_size(text: str) -> int:
+    """Bytes of a size such as ``2GiB`` or ``512MiB`` (at least 1 MiB; see
+    :func:`lowbench.measure.memory_limit.parse_size`)."""
+    from lowbench.errors import LowbenchError
+    from lowbench.measure.memory_limit import parse_size
+
+    try:
+        return parse_size(text)
+    except LowbenchError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="folder holding the task's files (default: the task's own: the "
                             "package for synth, the data cache for synth-train)")
     d = dsub.add_parser("generate", help="regenerate a synthetic split's DNG files into --out")
-    d.add_argument("task", choices=["synth", "synth-train"], help="synthetic split to write")
+    d.add_argument("task", choices=["synth", "synth-train", "synth-full"],
+                   help="synthetic split to write")
     d.add_argument("--out", required=True, help="output folder")
 
 
@@ -68,9 +69,9 @@ def verify(task_name: str, data_root: str | None) -> int:
 
     task = get_task(task_name)
     root = task.resolve_root(data_root)
-    if task.name == "synth-train" and data_root is None and not root.is_dir():
-        raise DataError(f"synth-train has not been generated yet in {root}; "
-                        "run `lowbench data prepare synth-train`")
+    if task.name in ("synth-train", "synth-full") and data_root is None and not root.is_dir():
+        raise DataError(f"{task.name} has not been generated yet in {root}; "
+                        f"run `lowbench data prepare {task.name}`")
     listed, not_generated = task.listed(), 0
     if task.name == "synth-train" and data_root is None:
         listed, not_generated = _generated_scenes(task, root)
@@ -126,6 +127,8 @@ def generate(task_name: str, out: str) -> int:
     out_dir = check_output_folder(out)
     if task_name == "synth":
         pairs = synth.generate_test_split(out_dir)
+    elif task_name == "synth-full":
+        pairs = synth.generate_full_split(out_dir)
     else:
         task = get_task(task_name)
         pairs = []

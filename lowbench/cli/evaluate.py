@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from lowbench.cli.argtypes import nonnegative_float, positive_int
+from lowbench.cli.argtypes import memory_size, nonnegative_float, nonnegative_int, positive_int
 from lowbench.errors import LowbenchError
 from lowbench.models.registry import parse_model, parse_quant
 from lowbench.runtimes.registry import parse_runtime
@@ -48,6 +48,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds of timed forward passes (at least --latency-min-runs)")
     p.add_argument("--latency-min-runs", type=positive_int, default=10,
                    help="fewest timed forward passes, whatever the budget")
+    p.add_argument("--tile", type=positive_int, default=None, metavar="N",
+                   help="run the network tile by tile: tiles of N x N packed pixels (a multiple "
+                        "of 16; packed = half the raw size), blended across --overlap "
+                        "(default: the whole frame at once)")
+    p.add_argument("--overlap", type=nonnegative_int, default=None, metavar="M",
+                   help="packed pixels two neighbouring tiles share, blended by linear ramps "
+                        "(a multiple of 16, smaller than --tile; default 32 with --tile)")
+    p.add_argument("--memory-limit", type=memory_size, default=None, metavar="SIZE",
+                   help="run the memory worker under this much RAM, e.g. 2GiB (a cgroup; swap "
+                        "stays on): what the variant does on a small board")
     p.add_argument("--no-memory", action="store_true",
                    help="skip the isolated worker that measures peak RSS and swap")
     p.add_argument("--no-energy", action="store_true", help="skip the energy measurement")
@@ -62,7 +72,20 @@ def config_from_args(args: argparse.Namespace):  # -> EvalConfig (import kept la
         from lowbench.energy.select import check_tegrastats_path
 
         check_tegrastats_path(args.tegrastats)
+    if args.overlap is not None and args.tile is None:
+        raise LowbenchError(f"--overlap {args.overlap} needs --tile N (the tile side, packed "
+                            "pixels)")
+    if args.memory_limit is not None and args.no_memory:
+        raise LowbenchError("--memory-limit limits the memory worker, which --no-memory skips; "
+                            "drop one of them")
+    overlap = (0 if args.tile is None else min(32, args.tile - 16) if args.overlap is None
+               else args.overlap)
+    if args.tile is not None:
+        from lowbench.tiling import check_tiling
+
+        check_tiling(args.tile, overlap)
     return EvalConfig(
+        tile=args.tile, overlap=overlap, memory_limit=args.memory_limit,
         model=args.model, quant=args.quant, runtime=args.runtime, task=args.task,
         data_root=args.data_root, checkpoint=args.checkpoint, device=args.device,
         threads=args.threads, limit=args.limit,

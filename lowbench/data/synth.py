@@ -82,6 +82,14 @@ TEST_SCENES = (
 SCENE_SIZE = 512
 TRAIN_SCENE_ID_BASE = 80000
 
+#: The full-frame scenes (``synth-full``): (skimage.data name, scene id). Both photos are 2:3
+#: landscape like the Sony A7S II's sensor; each is resampled to the sensor's full frame.
+FULL_SCENES = (("rocket", 91001), ("coffee", 91002))
+#: The Sony A7S II's visible raw frame (rows, columns), as in SID's Sony set.
+FULL_FRAME = (2848, 4256)
+#: Short exposures of a full-frame scene (s): SID's x100 and (capped) x300.
+FULL_SHORT_EXPOSURES_S = (0.1, 0.033)
+
 
 def srgb_to_linear_table() -> np.ndarray:
     """The sRGB EOTF for the 256 8-bit codes (float64), computed with correctly rounded decimals.
@@ -214,10 +222,13 @@ def exposure_name(seconds: float) -> str:
 
 
 def write_scene(out_dir: Path, scene_id: int, srgb_u8: np.ndarray, cfa: str = "RGGB",
-                black_levels: tuple[int, int, int, int] | None = None) -> list[GeneratedPair]:
-    """Unprocess one scene and write its long DNG and three short DNGs, SID-style names.
+                black_levels: tuple[int, int, int, int] | None = None,
+                exposures_s: tuple[float, ...] = SHORT_EXPOSURES_S) -> list[GeneratedPair]:
+    """Unprocess one scene and write its long DNG and a short DNG per exposure, SID-style names.
 
-    Layout: ``long/<id>_00_10s.dng`` and ``short/<id>_00_<t>s.dng`` for t in 0.1, 0.04, 0.033.
+    Layout: ``long/<id>_00_10s.dng`` and ``short/<id>_00_<t>s.dng`` for t in ``exposures_s``
+    (default 0.1, 0.04, 0.033). The noise seed of a short exposure is its index in
+    :data:`SHORT_EXPOSURES_S`, so a subset draws the same noise as the full set would.
     """
     blacks = black_levels or (BLACK_LEVEL,) * 4
     cam = unprocess(srgb_u8)
@@ -227,7 +238,8 @@ def write_scene(out_dir: Path, scene_id: int, srgb_u8: np.ndarray, cfa: str = "R
     long_rel = f"long/{scene_id:05d}_00_{exposure_name(LONG_EXPOSURE_S)}s.dng"
     write_dng(out_dir / long_rel, long_dn, **dng_kwargs)
     pairs = []
-    for k, t in enumerate(SHORT_EXPOSURES_S):
+    for t in exposures_s:
+        k = SHORT_EXPOSURES_S.index(t)
         rng = np.random.default_rng(np.random.SeedSequence([TASK_SEED, scene_id, k]))
         short_dn = short_exposure_dn(long_dn, LONG_EXPOSURE_S / t, rng)
         short_rel = f"short/{scene_id:05d}_00_{exposure_name(t)}s.dng"
@@ -242,6 +254,40 @@ def generate_test_split(out_dir: str | Path) -> list[GeneratedPair]:
     pairs: list[GeneratedPair] = []
     for name, scene_id in TEST_SCENES:
         pairs += write_scene(out, scene_id, test_scene(name))
+    return pairs
+
+
+def full_frame_scene(name: str, frame: tuple[int, int] = FULL_FRAME) -> np.ndarray:
+    """A natural photo from ``skimage.data``, centre-cropped to the frame's aspect and resampled
+    (bilinear) to ``frame`` (rows, columns): uint8 sRGB."""
+    import skimage.data
+    from skimage.transform import resize
+
+    img = getattr(skimage.data, name)()[..., :3]
+    h, w = img.shape[:2]
+    rows, cols = frame
+    if h * cols > w * rows:  # too tall: crop rows
+        ch, cw = w * rows // cols, w
+    else:
+        ch, cw = h, h * cols // rows
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    out = resize(img[y0:y0 + ch, x0:x0 + cw], frame, order=1, anti_aliasing=False,
+                 preserve_range=True)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def generate_full_scene(out_dir: str | Path, name: str, scene_id: int) -> list[GeneratedPair]:
+    """Write one ``synth-full`` scene: a full Sony frame (2848 x 4256 raw) long DNG and its
+    short DNGs at :data:`FULL_SHORT_EXPOSURES_S`."""
+    return write_scene(Path(out_dir), scene_id, full_frame_scene(name),
+                       exposures_s=FULL_SHORT_EXPOSURES_S)
+
+
+def generate_full_split(out_dir: str | Path) -> list[GeneratedPair]:
+    """Write the ``synth-full`` split (every :data:`FULL_SCENES` scene) into ``out_dir``."""
+    pairs: list[GeneratedPair] = []
+    for name, scene_id in FULL_SCENES:
+        pairs += generate_full_scene(out_dir, name, scene_id)
     return pairs
 
 

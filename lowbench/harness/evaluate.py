@@ -79,6 +79,8 @@ def new_record(cfg: EvalConfig, task: Task, pairs: int) -> dict[str, Any]:
                  "files_sha256": fp["files_sha256"]},
         "variant": {"model": cfg.model, "quant": cfg.quant, "device": cfg.device},
         "quality": {"psnr_db": None, "ssim": None, "per_ratio": {}, "per_pair": []},
+        "inference": {"tiling": cfg.tiling.describe() if cfg.tiling is not None else None,
+                      "frame_packed_hw": None},
         "latency": None, "end_to_end": None, "memory": None, "energy": None, "size": None,
         "gallery": [],
     }
@@ -97,6 +99,7 @@ def evaluate(cfg: EvalConfig, *, results_dir: Path | None = None,
     say("building variant")
     session = Session(cfg)
     record = new_record(cfg, session.task, len(session.pairs))
+    record["inference"]["frame_packed_hw"] = list(session.input_hw)
     record["variant"].update(_variant_section(session))
     record["environment"] = environment(session, cfg)
     if not session.supported:
@@ -169,6 +172,21 @@ def summary_rows(record: dict[str, Any]) -> list[list[Any]]:
         rows.append(["quantized layers", "0 (quantized nothing: runs fp32)", ""])
     elif record["variant"]["quant"] not in ("fp32", "fp16"):
         rows.append(["quantized layers", record["variant"]["quantized_layers"], ""])
+    tiling = (record.get("inference") or {}).get("tiling")
+    frame = (record.get("inference") or {}).get("frame_packed_hw")
+    if frame:
+        rows.append(["frame (packed)", f"{frame[0]} x {frame[1]}", "px"])
+    if tiling:
+        rows.append(["tiles (packed)", f"{tiling['tile_px']}, overlap {tiling['overlap_px']}",
+                     "px"])
+    if mem.get("limit"):
+        lim = mem["limit"]
+        how = lim.get("method") or lim.get("reason")
+        rows.append(["memory limit", f"{lim.get('label') or lim.get('bytes')} ({how})", ""])
+        rows.append(["memory worker", mem.get("outcome"), ""])
+    if mem.get("forward_ms"):
+        rows.append(["memory worker forward (median)",
+                     val(float(sorted(mem["forward_ms"])[len(mem["forward_ms"]) // 2])), "ms"])
     rows += [["PSNR", val(q.get("psnr_db")), "dB"], ["SSIM", val(q.get("ssim"), fmt="{:.4f}"), ""]]
     for label, s in (q.get("per_ratio") or {}).items():
         rows.append([f"PSNR {label}", val(s.get("psnr_db")), "dB"])
@@ -178,6 +196,9 @@ def summary_rows(record: dict[str, Any]) -> list[list[Any]]:
         ["latency runs", val(lat.get("n")), ""],
         ["end-to-end per image", val(e2e.get("total_ms")), "ms"],
         ["peak RSS", val(mem.get("peak_rss_mib"), mr.get("peak_rss_mib"), "{:.1f}"), "MiB"],
+        ["static memory estimate",
+         val((mem.get("static_estimate") or {}).get("total_mib"), "no estimate", "{:.1f}"),
+         "MiB"],
         ["peak swap", val(mem.get("swap_peak_mib"), mr.get("swap_peak_mib"), "{:.1f}"), "MiB"],
         ["energy / image (net)", val(en.get("energy_per_inference_net_mj"), en.get("reason")),
          "mJ"],

@@ -40,6 +40,7 @@ from lowbench.quant.calibrate import DEFAULT_CALIBRATION, CalibrationSettings
 from lowbench.runtimes.base import DeployRequest, RuntimeUnavailable
 from lowbench.runtimes.registry import deploy, parse_runtime
 from lowbench.tasks import Task, get_task
+from lowbench.tiling import Tiling, tile_shapes, tiled_forward
 from lowbench.variants import Variant
 
 #: Largest |output during the timed loop - output of the accuracy pass| (sRGB, 0-1) on the
@@ -82,13 +83,24 @@ class EvalConfig:
     command: list[str] = field(default_factory=lambda: list(sys.argv))
     #: how int8 built by a runtime's own tooling is calibrated (None: the default crops)
     calibration: CalibrationSettings | None = None
+    #: tiled inference: tile side and overlap, packed px (None: the whole frame at once)
+    tile: int | None = None
+    overlap: int = 0
+    #: RAM limit of the memory worker (bytes; None: no limit)
+    memory_limit: int | None = None
+
+    @property
+    def tiling(self) -> Tiling | None:
+        """The :class:`~lowbench.tiling.Tiling` of ``tile``/``overlap`` (checked), or None."""
+        return Tiling(self.tile, self.overlap) if self.tile is not None else None
 
     def payload(self) -> dict[str, Any]:
         """The JSON-able part a worker process needs to rebuild this variant."""
         return {"model": self.model, "quant": self.quant, "runtime": self.runtime,
                 "task": self.task,
                 "data_root": self.data_root, "checkpoint": self.checkpoint,
-                "device": self.device, "threads": self.threads, "limit": self.limit}
+                "device": self.device, "threads": self.threads, "limit": self.limit,
+                "tile": self.tile, "overlap": self.overlap}
 
 
 def _sync_for(device: str) -> Callable[[], None] | None:
@@ -128,6 +140,10 @@ class Session:
                                 f"configuration's model is {cfg.model!r}; pass one of "
                                 f"{cfg.model!r}")
         parse_runtime(cfg.runtime)
+        self.tiling = cfg.tiling  # checks tile and overlap
+        if self.tiling is not None and cfg.model == "libraw":
+            raise LowbenchError("the LibRaw baseline is not a network: it is not tiled; drop "
+                                "--tile or pick a learned model")
         self.cfg = cfg
         self.threads = set_threads(cfg.threads)  # None leaves torch's default
         self.task: Task = get_task(cfg.task)
@@ -153,9 +169,11 @@ class Session:
         if self.is_libraw and cfg.runtime != "torch":
             raise LowbenchError("the LibRaw baseline is not a network: it runs only with "
                                 "--runtime torch")
+        h, w = int(self.example.shape[-2]), int(self.example.shape[-1])
+        if self.tiling is not None:  # the runtime sees tiles, never the whole frame
+            h, w = min(h, self.tiling.tile), min(w, self.tiling.tile)
         request = DeployRequest(
-            cfg.model, cfg.quant, device=cfg.device, threads=self.threads,
-            input_hw=(int(self.example.shape[-2]), int(self.example.shape[-1])),
+            cfg.model, cfg.quant, device=cfg.device, threads=self.threads, input_hw=(h, w),
             checkpoint=cfg.checkpoint, task=cfg.task, data_root=cfg.data_root,
             calibration=cfg.calibration or DEFAULT_CALIBRATION)
         try:
@@ -192,9 +210,20 @@ class Session:
 
     # -- measured callables -------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Model output (N, 3, 2h, 2w) float32 for packed input ``x`` (N, 4, h, w)."""
+        """Model output (N, 3, 2h, 2w) float32 for packed input ``x`` (N, 4, h, w), tile by
+        tile when the configuration tiles."""
         with torch.inference_mode():
+            if self.tiling is not None:
+                return tiled_forward(self.variant.module, x, self.tiling)
             return self.variant.module(x)  # type: ignore[misc]
+
+    def prepare(self, shape: tuple[int, ...]) -> None:
+        """Let a runtime build every input size a ``shape`` input runs at (each tile's), untimed."""
+        prepare = getattr(self.variant.module, "prepare", None)
+        if prepare is None:
+            return
+        for s in tile_shapes(shape, self.tiling) if self.tiling is not None else [shape]:
+            prepare(s)
 
     def forward_once(self) -> None:
         """One model-only forward pass on the task's input (LibRaw: one development of the
@@ -228,9 +257,7 @@ class Session:
                 x = torch.from_numpy(packed_input(raw, pair))[None].to(self.cfg.device)
         finally:
             raw.close()
-        prepare = getattr(self.variant.module, "prepare", None)
-        if prepare is not None:  # a runtime builds each new input size once, untimed
-            prepare(tuple(x.shape))
+        self.prepare(tuple(x.shape))  # a runtime builds each new input size once, untimed
         with timer.stage("forward"):
             y = self.forward(x)
         if pair is self.pairs[0]:
@@ -352,7 +379,9 @@ class Session:
             module = getattr(module, "eager", module)  # torch-compile: the module it compiles
             size, method = (serialized_size_bytes(module, (16, 16)) if module is not None
                             else (None, None))
-            static = static_estimate(module, self.input_hw) if module is not None else None
+            static = (static_estimate(module, self.input_hw,
+                                      tile=self.tiling.tile if self.tiling else None)
+                      if module is not None else None)
         return {"params": count_params(float_model),
                 "macs": count_macs(float_model, self.input_hw),
                 "macs_input_packed_hw": list(self.input_hw),

@@ -17,8 +17,32 @@ import torch
 
 from lowbench.export import export_variant
 from lowbench.harness.session import EvalConfig, Session
-from lowbench.measure.memory import run_in_worker
+from lowbench.measure.memory import WorkerKilled, run_in_worker
+from lowbench.measure.memory_limit import MemoryLimitUnavailable, limiter
 from lowbench.runtimes.base import RuntimeModule
+from lowbench.tiling import Tiling, tiled_forward
+
+
+def timed_passes(run: Any, x: Any, runs: int, tiling: Tiling | None) -> list[float]:
+    """Run ``run`` on ``x`` ``runs`` times (tile by tile with ``tiling``); each pass's wall
+    time in ms (what a memory limit's swapping slows down)."""
+    import time
+
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        if tiling is not None:
+            tiled_forward(run, x, tiling)
+        else:
+            run(x)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def worker_tiling(payload: dict[str, Any]) -> Tiling | None:
+    """The :class:`Tiling` of a worker payload (``tile``/``overlap``, packed px), or None."""
+    return Tiling(int(payload["tile"]), int(payload.get("overlap") or 0)) \
+        if payload.get("tile") else None
 
 
 def memory_worker(payload: dict[str, Any]) -> dict[str, Any]:
@@ -40,11 +64,11 @@ def memory_worker(payload: dict[str, Any]) -> dict[str, Any]:
         h, w = payload["input_hw"]
         x = torch.zeros(1, 4, h, w, device=payload["device"])
         with torch.inference_mode():
-            for _ in range(runs):
-                module(x)
-        return {"runs": runs, "loaded": "torchscript"}
+            times = timed_passes(module, x, runs, worker_tiling(payload))
+        return {"runs": runs, "loaded": "torchscript", "forward_ms": times}
     cfg = EvalConfig(**{k: payload[k] for k in ("model", "quant", "task", "data_root",
-                                                  "checkpoint", "device", "threads", "limit")},
+                                                  "checkpoint", "device", "threads", "limit",
+                                                  "tile", "overlap")},
                      memory=False, energy=False, gallery=False, command=[])
     session = Session(cfg)
     if not session.supported:
@@ -54,28 +78,44 @@ def memory_worker(payload: dict[str, Any]) -> dict[str, Any]:
     return {"runs": runs, "loaded": "session"}
 
 
+def _not_measured(reason: str, **extra: Any) -> dict[str, Any]:
+    return {"peak_rss_mib": None, "swap_peak_mib": None,
+            "reasons": {"peak_rss_mib": reason, "swap_peak_mib": reason}, **extra}
+
+
 def measure_memory(cfg: EvalConfig, session: Session | None = None, runs: int = 3
                    ) -> dict[str, Any]:
-    """Peak RSS / swap (MiB) of a clean worker process that only loads and runs this variant.
+    """Peak RSS / swap (MiB) of a clean worker process that only loads and runs this variant,
+    on the task's whole frame (tile by tile with ``cfg.tile``), under ``cfg.memory_limit``
+    bytes of RAM when set; each pass's time (ms) in ``forward_ms``.
 
     Learned models are exported to TorchScript (the deployed form whose bytes ``size_bytes``
-    counts) and the worker loads just that file; LibRaw runs through a Session."""
+    counts) and the worker loads just that file; LibRaw runs through a Session. A worker the
+    limit killed gives ``outcome: "killed"`` and says so in every reason, never a crash."""
     payload: dict[str, Any] = {**cfg.payload(), "runs": runs}
+    limit = None
+    if cfg.memory_limit is not None:
+        try:
+            limit = limiter(cfg.memory_limit)
+        except MemoryLimitUnavailable as err:
+            return _not_measured(str(err), outcome="not run",
+                                 limit={"bytes": cfg.memory_limit, "method": None,
+                                        "reason": str(err)})
     with tempfile.TemporaryDirectory(prefix="lowbench-mem-") as tmp:
         how = "builds the LibRaw session"
         target = "lowbench.harness.worker:memory_worker"
         module = session.variant.module if session is not None else None
         worker = getattr(module, "worker", None)
         if worker:  # a runtime's artifact: the worker loads it in that runtime, nothing else
-            h, w = module.padded_shape((1, 4, *session.input_hw))[2:]
-            payload.update(runtime_worker=worker, input_hw=[h, w])
+            payload.update(runtime_worker=worker, input_hw=list(session.input_hw))
             target = "lowbench.runtimes.loaders:memory_worker"
             how = f"loads the variant's {worker['runtime']} file in {worker['runtime']} (no torch)"
         elif isinstance(module, RuntimeModule):
-            reason = (f"{session.cfg.runtime}: not measured in a clean worker (compiling there "
-                      "would count the compiler's memory, not the variant's)")
-            return {"peak_rss_mib": None, "swap_peak_mib": None,
-                    "reasons": {"peak_rss_mib": reason, "swap_peak_mib": reason}}
+            if limit is not None:
+                limit.close()
+            return _not_measured(f"{session.cfg.runtime}: not measured in a clean worker "
+                                 "(compiling there would count the compiler's memory, not the "
+                                 "variant's)")
         elif session is not None and module is not None:
             h, w = session.input_hw
             path = export_variant(session.variant, "torchscript", Path(tmp) / "variant.pt",
@@ -84,14 +124,24 @@ def measure_memory(cfg: EvalConfig, session: Session | None = None, runs: int = 
                            engine=torch.backends.quantized.engine)
             how = "loads the variant's TorchScript file"
         try:
-            mem = run_in_worker(target, payload)
+            mem = run_in_worker(target, payload, limit=limit)
+        except WorkerKilled as err:
+            return _not_measured(
+                f"the worker was {err.cause} before it finished",
+                outcome="killed", limit=err.limit, rss_sampled_peak_mib=err.rss_peak_mib,
+                swap_sampled_peak_mib=err.swap_peak_mib, wall_s=err.wall_s, vmstat=err.vmstat)
         except RuntimeError as err:
-            reason = f"memory worker failed: {str(err).splitlines()[0]}"
-            return {"peak_rss_mib": None, "swap_peak_mib": None,
-                    "reasons": {"peak_rss_mib": reason, "swap_peak_mib": reason}}
-    mem.pop("result", None)
+            return _not_measured(f"memory worker failed: {str(err).splitlines()[0]}",
+                                 outcome="failed")
+    result = mem.pop("result", None) or {}
+    mem["outcome"] = "completed"
+    mem["forward_ms"] = result.get("forward_ms")
+    mem["input_hw"] = payload.get("input_hw")
+    mem["tiling"] = worker_tiling(payload).describe() if payload.get("tile") else None
     imports = "" if "(no torch)" in how else "imports torch, "
-    mem["definition"] = (f"clean worker process: {imports}{how}, {runs} forward passes "
-                         "on the task's input size; VmHWM at exit; swap sampled every "
+    tiled = (f" tile by tile ({cfg.tile}/{cfg.overlap} packed px)" if cfg.tile else "")
+    under = f" under a {mem['limit']['label']} memory limit" if mem.get("limit") else ""
+    mem["definition"] = (f"clean worker process{under}: {imports}{how}, {runs} forward passes "
+                         f"on the task's input size{tiled}; VmHWM at exit; swap sampled every "
                          f"{mem['sample_interval_s']} s")
     return mem

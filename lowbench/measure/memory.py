@@ -16,6 +16,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lowbench.measure.memory_limit import LimitedLaunch
 
 MARKER = "LOWBENCH_WORKER_RESULT "
 _MIB = float(2**20)
@@ -36,7 +40,31 @@ def _read_status_kib(path: str, keys: tuple[str, ...]) -> dict[str, float]:
     return out
 
 
-def _system_swap_mib() -> tuple[float | None, float | None]:
+def _vmstat(keys: tuple[str, ...] = ("pswpin", "pswpout", "pgmajfault")) -> dict[str, int]:
+    """System-wide counters from /proc/vmstat (pages swapped in/out, major faults); empty
+    without /proc."""
+    out: dict[str, int] = {}
+    try:
+        with open("/proc/vmstat") as f:
+            for line in f:
+                name, _, value = line.partition(" ")
+                if name in keys:
+                    out[name] = int(value)
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def _majflt(stat_path: str) -> int | None:
+    """Major page faults of a process so far (field 12 of /proc/<pid>/stat), None if gone."""
+    try:
+        with open(stat_path) as f:
+            return int(f.read().rpartition(")")[2].split()[9])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def system_swap_mib() -> tuple[float | None, float | None]:
     """System swap (in use, total) in MiB from /proc/meminfo; (None, None) without /proc."""
     d = _read_status_kib("/proc/meminfo", ("SwapTotal", "SwapFree"))
     if "SwapTotal" not in d or "SwapFree" not in d:
@@ -104,7 +132,14 @@ def _worker_main(argv: list[str]) -> int:
     peak, peak_src = _own_peak_rss_mib()
     swap = _read_status_kib("/proc/self/status", ("VmSwap",)).get("VmSwap")
     cuda, cuda_src = _cuda_peak_mib()
+    try:
+        import resource
+
+        major_faults: int | None = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
+    except (ImportError, OSError):
+        major_faults = None
     out = {
+        "major_faults": major_faults,
         "result": result,
         "peak_rss_mib": peak,
         "peak_rss_source": peak_src,
@@ -121,6 +156,33 @@ def _worker_main(argv: list[str]) -> int:
 # --------------------------------------------------------------------------- parent side
 
 
+class WorkerKilled(RuntimeError):
+    """The worker was killed by a signal: under a memory limit, the kernel's OOM killer (the
+    variant needs more than the limit and there was no swap to spill into)."""
+
+    def __init__(self, target: str, signal: int, limit: dict | None, rss_peak_mib: float | None,
+                 swap_peak_mib: float | None, wall_s: float, vmstat: dict | None,
+                 stderr: str) -> None:
+        import signal as signals
+
+        name = signals.Signals(signal).name if signal in signals.Signals._value2member_map_ \
+            else f"signal {signal}"
+        if limit is not None:
+            by_oom = limit.get("oom_kills")
+            cause = (f"killed by the memory limit {limit['label']} ({name}"
+                     + (f", {by_oom} OOM kill(s) in its cgroup" if by_oom else "") + ")")
+        else:
+            cause = f"killed by {name}"
+        super().__init__(f"worker {target} was {cause}; last stderr lines:\n{stderr}")
+        self.cause = cause
+        self.signal = name
+        self.limit = limit
+        self.rss_peak_mib = rss_peak_mib
+        self.swap_peak_mib = swap_peak_mib
+        self.wall_s = wall_s
+        self.vmstat = vmstat
+
+
 def _stderr_tail(stderr: str) -> str:
     """Last lines of a child's stderr, for error messages."""
     lines = stderr.strip().splitlines()[-_STDERR_TAIL_LINES:]
@@ -133,6 +195,7 @@ def run_in_worker(
     *,
     sample_interval_s: float = 0.02,
     timeout_s: float = 600,
+    limit: LimitedLaunch | None = None,
 ) -> dict:
     """Run ``target`` ("module:function") on ``payload`` in a fresh process; report its memory.
 
@@ -149,8 +212,17 @@ def run_in_worker(
       ``sample_interval_s`` (s); ``wall_s`` (child wall time, s);
     * ``result``: the dict the target returned.
 
-    Raises RuntimeError (with the child's last stderr lines) when the child exits non-zero,
-    prints no result line, or runs longer than ``timeout_s`` seconds.
+    * ``major_faults``: the child's major page faults (its rusage; pages read back from disk
+      or swap); ``vmstat``: the system's ``pswpin`` / ``pswpout`` (pages swapped in / out)
+      and ``pgmajfault`` over the run (deltas of /proc/vmstat, every process counted);
+    * ``limit`` (with ``limit``): the memory limit the child ran under and how
+      (:mod:`lowbench.measure.memory_limit`), the OOM kills in its group and the group's
+      peak (RSS + page cache, MiB).
+
+    Raises :class:`WorkerKilled` when the child was killed by a signal (under a limit: by the
+    OOM killer, which ``oom_kills`` confirms where the kernel counts it), RuntimeError (with
+    the child's last stderr lines) when it exits non-zero otherwise, prints no result line, or
+    runs longer than ``timeout_s`` seconds.
     """
     import subprocess
     import threading
@@ -163,22 +235,34 @@ def run_in_worker(
         raise ValueError(f"sample_interval_s must be > 0 s, got {sample_interval_s}")
     payload_json = json.dumps(payload)
 
-    sys_base, swap_total = _system_swap_mib()
+    sys_base, swap_total = system_swap_mib()
     cmd = [sys.executable, "-m", "lowbench.measure.memory", target, payload_json]
+    if limit is not None:
+        cmd = [*limit.prefix, *cmd]
+    vm_before = _vmstat()
     t_start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=limit.preexec if limit is not None else None)
 
     status_path = f"/proc/{proc.pid}/status"
-    peaks: dict[str, float | None] = {"swap": None, "system": sys_base}
+    stat_path = f"/proc/{proc.pid}/stat"
+    peaks: dict[str, float | None] = {"swap": None, "system": sys_base, "rss": None,
+                                      "majflt": None}
     ticks = [0]
     stop = threading.Event()
 
     def sample() -> None:
         while True:
-            swap = _read_status_kib(status_path, ("VmSwap",)).get("VmSwap")
+            status = _read_status_kib(status_path, ("VmSwap", "VmRSS"))
+            swap = status.get("VmSwap")
             if swap is not None:
                 peaks["swap"] = max(peaks["swap"] or 0.0, swap / 1024.0)
-            used, _ = _system_swap_mib()
+            if status.get("VmRSS") is not None:
+                peaks["rss"] = max(peaks["rss"] or 0.0, status["VmRSS"] / 1024.0)
+            faults = _majflt(stat_path)
+            if faults is not None:
+                peaks["majflt"] = faults
+            used, _ = system_swap_mib()
             if used is not None:
                 peaks["system"] = max(peaks["system"] or 0.0, used)
             ticks[0] += 1
@@ -200,7 +284,17 @@ def run_in_worker(
         stop.set()
         sampler.join()
     wall_s = time.perf_counter() - t_start
+    vm_after = _vmstat()
+    vmstat = {k: vm_after[k] - vm_before[k] for k in vm_after if k in vm_before} or None
+    limit_info = None
+    if limit is not None:
+        limit_info = {**limit.describe(), "oom_kills": limit.oom_kills(),
+                      "group_peak_mib": limit.group_peak_mib()}
+        limit.close()
 
+    if proc.returncode < 0:
+        raise WorkerKilled(target, -proc.returncode, limit_info, peaks["rss"], peaks["swap"],
+                           wall_s, vmstat, _stderr_tail(stderr))
     if proc.returncode != 0:
         raise RuntimeError(
             f"worker {target} exited with code {proc.returncode}; last stderr lines:\n"
@@ -229,6 +323,12 @@ def run_in_worker(
             reasons[key] = no_proc
     if child["cuda_peak_allocated_mib"] is None:
         reasons["cuda_peak_allocated_mib"] = child["cuda_source"]
+    if limit_info is None:
+        reasons["limit"] = "no memory limit (--memory-limit not given)"
+    if vmstat is None:
+        reasons["vmstat"] = "no /proc/vmstat on this platform"
+    if child.get("major_faults") is None:
+        reasons["major_faults"] = "no getrusage in the worker"
 
     return {
         "peak_rss_mib": child["peak_rss_mib"],
@@ -239,6 +339,9 @@ def run_in_worker(
         "swap_total_mib": swap_total,
         "cuda_peak_allocated_mib": child["cuda_peak_allocated_mib"],
         "reasons": reasons,
+        "major_faults": child.get("major_faults"),
+        "vmstat": vmstat,
+        "limit": limit_info,
         "samples": ticks[0],
         "sample_interval_s": sample_interval_s,
         "wall_s": wall_s,

@@ -64,13 +64,28 @@ def peak_activation_bytes(graph_module: torch.fx.GraphModule, example: torch.Ten
     return peak
 
 
+def tiled_frame_bytes(packed_hw: tuple[int, int], tile: int, scale: int = 2) -> int:
+    """Bytes the tiled loop holds beside one tile's activations (float32): the frame's input
+    and blended output, and one tile's weighted output and its weight map."""
+    h, w = packed_hw
+    th, tw = min(h, tile), min(w, tile)
+    return 4 * (4 * h * w + 3 * scale * scale * h * w
+                + 3 * scale * scale * th * tw + scale * scale * th * tw)
+
+
 def static_estimate(module: nn.Module, packed_hw: tuple[int, int],
-                    multiple: int = 16) -> dict[str, Any]:
+                    multiple: int = 16, tile: int | None = None) -> dict[str, Any]:
     """{'weights_mib', 'activations_mib', 'total_mib', 'method'} for a (wrapped) network.
 
-    ``packed_hw`` is the packed input size; the core sees it padded up to ``multiple``.
+    ``packed_hw`` is the packed input size; the core sees it padded up to ``multiple``. With
+    ``tile`` (packed px) the network sees tiles of at most ``tile``: activations are a tile's,
+    plus the frame's input and output buffers (``frame_mib``, :func:`tiled_frame_bytes`).
     """
     core = getattr(module, "core", module)
+    frame = 0
+    if tile is not None:
+        frame = tiled_frame_bytes(packed_hw, tile)
+        packed_hw = (min(packed_hw[0], tile), min(packed_hw[1], tile))
     h = -(-packed_hw[0] // multiple) * multiple
     w = -(-packed_hw[1] // multiple) * multiple
     param = next(iter(core.parameters()), None)
@@ -85,5 +100,9 @@ def static_estimate(module: nn.Module, packed_hw: tuple[int, int],
     except Exception as exc:  # noqa: BLE001 - untraceable module: say so instead of guessing
         return {"weights_mib": wb / MIB, "activations_mib": None, "total_mib": None,
                 "method": f"activation estimate unavailable: {type(exc).__name__}"}
-    return {"weights_mib": round(wb / MIB, 3), "activations_mib": round(act / MIB, 3),
-            "total_mib": round((wb + act) / MIB, 3), "method": method}
+    out = {"weights_mib": round(wb / MIB, 3), "activations_mib": round(act / MIB, 3),
+           "total_mib": round((wb + act + frame) / MIB, 3), "method": method}
+    if tile is not None:
+        out["frame_mib"] = round(frame / MIB, 3)
+        out["method"] += f" (one tile of at most {tile} px) + the frame's input and output"
+    return out

@@ -31,7 +31,7 @@ from lowbench.results.runtime_fields import runtime_fields
 
 #: Identity columns of a row: two rows that differ in any of them measured different things.
 KEY = ("commit", "machine_id", "task", "task_version", "task_digest", "crop", "model", "quant",
-       "runtime", "checkpoint", "pairs", "pairs_total")
+       "runtime", "tiling", "memory_limit", "checkpoint", "pairs", "pairs_total")
 #: The ``checkpoint`` column of a row measured with the shipped weights (or no weights: LibRaw).
 REFERENCE = "reference"
 
@@ -104,6 +104,7 @@ def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
         "model": variant["model"],
         "quant": variant["quant"],
         **runtime_fields(variant.get("runtime"), reasons),
+        **inference_fields(record),
         "checkpoint": REFERENCE if reference else str(ckpt["sha256"])[:12],
         "checkpoint_name": ckpt.get("name") or _basename(ckpt.get("path")),
         "status": record["status"],
@@ -126,6 +127,24 @@ def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
     for label, stats in sorted((quality.get("per_ratio") or {}).items()):
         row[f"psnr_{label}_db"] = stats.get("psnr_db")
     return row
+
+
+def inference_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """How a record's network met its frame (issue 19): ``tiling`` (``"512/32"``: tile /
+    overlap, packed px; None: the whole frame at once, as every older record), ``frame``
+    (``"1424x2128"`` packed; None when unrecorded), ``memory_limit`` (``"2GiB"``: the RAM the
+    memory worker ran under; None: no limit) and ``memory_outcome`` (``completed``, ``killed``
+    by the limit, ...; None when unrecorded)."""
+    inference = record.get("inference") or {}
+    tiling = inference.get("tiling") or None
+    frame = inference.get("frame_packed_hw")
+    memory = record.get("memory") or {}
+    limit = memory.get("limit") or {}
+    return {"tiling": f"{tiling['tile_px']}/{tiling['overlap_px']}" if tiling else None,
+            "frame": f"{frame[0]}x{frame[1]}" if frame else None,
+            "memory_limit": limit.get("label") or (f"{limit['bytes']}B" if limit.get("bytes")
+                                                   else None),
+            "memory_outcome": memory.get("outcome")}
 
 
 def _holds_parent(record: dict[str, Any], path: tuple[str, ...]) -> bool:

@@ -71,23 +71,57 @@ def openvino_runner(compiled: Any) -> Any:
 
 def load_runner(payload: dict[str, Any]) -> Any:
     """The runner of the deployed file described by ``payload`` (a deployed module's
-    ``worker``: ``runtime`` and what that runtime needs to reload its file)."""
+    ``worker``: ``runtime`` and what that runtime needs to reload its file). OpenVINO compiles
+    for static shapes: the first at ``payload["shape"]``, each other shape when first seen."""
     if payload["runtime"] == "onnxruntime":
         return ort_runner(ort_session(payload["file"], payload.get("threads"),
                                       payload["providers"]))
     if payload["runtime"] == "openvino":
-        return openvino_runner(openvino_compile(payload["file"], tuple(payload["shape"]),
-                                                payload["config"]))
+        runners: dict[tuple[int, ...], Any] = {}
+
+        def run(x: np.ndarray) -> np.ndarray:
+            if x.shape not in runners:
+                runners[x.shape] = openvino_runner(openvino_compile(
+                    payload["file"], tuple(x.shape), payload["config"]))
+            return runners[x.shape](x)
+
+        runners[tuple(payload["shape"])] = openvino_runner(openvino_compile(
+            payload["file"], tuple(payload["shape"]), payload["config"]))
+        return run
     raise ValueError(f"no loader for runtime {payload['runtime']!r}")
+
+
+def padded(run: Any, multiple: int = 16, scale: int = 2) -> Any:
+    """``run`` (inputs whose height and width are multiples of ``multiple``) made to take any
+    ``(N, 4, h, w)``: reflect-pad at the bottom/right (edge-pad when reflect is impossible),
+    run, crop the output back to ``(N, C, scale*h, scale*w)`` - the torch wrapper's rule."""
+    def run_any(x: np.ndarray) -> np.ndarray:
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % multiple, (-w) % multiple
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "edge"
+            x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
+        return run(np.ascontiguousarray(x))[:, :, :h * scale, :w * scale]
+    return run_any
 
 
 def memory_worker(payload: dict[str, Any]) -> dict[str, Any]:
     """Worker-process target: load the file of ``payload["runtime_worker"]`` and run
-    ``runs`` forward passes on a zero ``1 x 4 x h x w`` input (``input_hw``); nothing else."""
+    ``runs`` forward passes on a zero ``1 x 4 x h x w`` input (``input_hw``; tile by tile
+    with ``tile``/``overlap``); nothing else. Each pass's time in ``forward_ms``."""
+    import time
+
+    from lowbench.tiling import Tiling, tiled_forward
+
     runs = int(payload.get("runs", 3))
-    run = load_runner(payload["runtime_worker"])
+    run = padded(load_runner(payload["runtime_worker"]))
+    tiling = Tiling(int(payload["tile"]), int(payload.get("overlap") or 0)) \
+        if payload.get("tile") else None
     h, w = payload["input_hw"]
     x = np.zeros((1, 4, h, w), dtype=np.float32)
+    times = []
     for _ in range(runs):
-        run(x)
-    return {"runs": runs, "loaded": payload["runtime_worker"]["runtime"]}
+        t0 = time.perf_counter()
+        tiled_forward(run, x, tiling) if tiling is not None else run(x)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {"runs": runs, "loaded": payload["runtime_worker"]["runtime"], "forward_ms": times}
