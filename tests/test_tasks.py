@@ -22,7 +22,7 @@ SHARED_SID = Path(__file__).resolve().parents[2] / "shared" / "data" / "sid"
 
 def test_manifest_declares_the_standard_tasks_with_counts():
     counts = {t.name: t.expected_pairs for t in all_tasks()}
-    assert counts == {"synth": 21, "synth-train": 576, "sid-sony-test": 88,
+    assert counts == {"synth": 21, "synth-train": 576, "synth-full": 4, "sid-sony-test": 88,
                       "sid-sony-test-crop512": 88, "sid-sony-train": 1865}
     for t in all_tasks():
         assert len(t.listed()) == t.expected_pairs, t.name
