@@ -103,30 +103,20 @@ class Task:
         if self.kind == "user":  # relative exposures: short 1, long = the file's ratio
             return [sidlists.ListedPair(short, long, i, 0, 1.0, ratio)
                     for i, (short, long, ratio) in enumerate(self.user_pairs, start=1)]
+        from lowbench.data import synth
+
         if self.name == "synth":
-            from lowbench.data.synth import LONG_EXPOSURE_S, SHORT_EXPOSURES_S, TEST_SCENES
-
-            ids = [sid for _, sid in TEST_SCENES]
+            ids, exposures = [sid for _, sid in synth.TEST_SCENES], synth.SHORT_EXPOSURES_S
         elif self.name == "synth-full":
-            from lowbench.data.synth import FULL_SCENES, FULL_SHORT_EXPOSURES_S, LONG_EXPOSURE_S
-
-            ids = [sid for _, sid in FULL_SCENES]
-            SHORT_EXPOSURES_S = FULL_SHORT_EXPOSURES_S  # noqa: N806 - the split's exposures
+            ids, exposures = [sid for _, sid in synth.FULL_SCENES], synth.FULL_SHORT_EXPOSURES_S
         else:
-            from lowbench.data.synth import (
-                LONG_EXPOSURE_S,
-                SHORT_EXPOSURES_S,
-                train_scene_ids,
-            )
-
-            ids = list(train_scene_ids(self.n_scenes))
-        from lowbench.data.synth import exposure_name
-
+            ids, exposures = list(synth.train_scene_ids(self.n_scenes)), synth.SHORT_EXPOSURES_S
+        long_s = synth.LONG_EXPOSURE_S
         return [
-            sidlists.ListedPair(f"short/{i:05d}_00_{exposure_name(t)}s.dng",
-                                f"long/{i:05d}_00_{exposure_name(LONG_EXPOSURE_S)}s.dng",
-                                i, 0, t, LONG_EXPOSURE_S)
-            for i in ids for t in SHORT_EXPOSURES_S
+            sidlists.ListedPair(f"short/{i:05d}_00_{synth.exposure_name(t)}s.dng",
+                                f"long/{i:05d}_00_{synth.exposure_name(long_s)}s.dng",
+                                i, 0, t, long_s)
+            for i in ids for t in exposures
         ]
 
     def pairs(self, data_root: str | Path | None = None, *, limit: int | None = None,
@@ -147,7 +137,7 @@ class Task:
         if self.name == "synth-train":
             ensure_synth_train(root, sorted({p.scene_id for p in listed}))
         if self.name == "synth-full" and data_root is None:
-            ensure_synth_full(root, sorted({p.scene_id for p in listed}))
+            ensure_synth_full(root, listed)
         if check:
             problems = self.check_files(root, listed)
             if problems:
@@ -288,16 +278,15 @@ def ensure_synth_train(root: Path, scene_ids: list[int]) -> None:
         generate_train_scene(root, i)
 
 
-def ensure_synth_full(root: Path, scene_ids: list[int]) -> None:
-    """Generate the synth-full scenes that are not complete in ``root`` yet (seconds each; the
-    files are then checked against the manifest's checksums like every pinned task)."""
-    from lowbench.data.synth import FULL_SCENES, FULL_SHORT_EXPOSURES_S, generate_full_scene
+def ensure_synth_full(root: Path, listed: list[sidlists.ListedPair]) -> None:
+    """Generate the scenes of the ``listed`` synth-full pairs that miss a file in ``root``
+    (seconds each; the files are then checked against the manifest's checksums like every
+    pinned task)."""
+    from lowbench.data.synth import FULL_SCENES, generate_full_scene
 
     names = {sid: name for name, sid in FULL_SCENES}
-    todo = [i for i in scene_ids
-            if not (root / f"long/{i:05d}_00_10s.dng").is_file()
-            or not all((root / f"short/{i:05d}_00_{t:g}s.dng").is_file()
-                       for t in FULL_SHORT_EXPOSURES_S)]
+    todo = sorted({p.scene_id for p in listed
+                   if not (root / p.short).is_file() or not (root / p.long).is_file()})
     from tqdm import tqdm
 
     for i in tqdm(todo, desc="generating synth-full (full Sony frames)", unit="scene",

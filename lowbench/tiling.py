@@ -129,3 +129,14 @@ def tiled_forward(fn: Callable[[Any], Any], x: Any, tiling: Tiling, scale: int =
                     y * torch.from_numpy(weight).to(device=y.device, dtype=y.dtype))
     return out
 
+
+def run_frame(fn: Callable[[Any], Any], x: Any, tiling: Tiling | None) -> Any:
+    """``fn`` on the whole frame ``x``, tile by tile when ``tiling`` is given
+    (:func:`tiled_forward`)."""
+    return fn(x) if tiling is None else tiled_forward(fn, x, tiling)
+
+
+def payload_tiling(payload: dict[str, Any]) -> Tiling | None:
+    """The :class:`Tiling` of a worker payload's ``tile`` / ``overlap`` (packed px), or None."""
+    return Tiling(int(payload["tile"]), int(payload.get("overlap") or 0)) \
+        if payload.get("tile") else None

@@ -10,6 +10,7 @@ of it. Units live in key names: ms, MiB, mJ, dB.
 from __future__ import annotations
 
 import shlex
+import statistics
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
@@ -186,7 +187,7 @@ def summary_rows(record: dict[str, Any]) -> list[list[Any]]:
         rows.append(["memory worker", mem.get("outcome"), ""])
     if mem.get("forward_ms"):
         rows.append(["memory worker forward (median)",
-                     val(float(sorted(mem["forward_ms"])[len(mem["forward_ms"]) // 2])), "ms"])
+                     val(float(statistics.median(mem["forward_ms"]))), "ms"])
     rows += [["PSNR", val(q.get("psnr_db")), "dB"], ["SSIM", val(q.get("ssim"), fmt="{:.4f}"), ""]]
     for label, s in (q.get("per_ratio") or {}).items():
         rows.append([f"PSNR {label}", val(s.get("psnr_db")), "dB"])

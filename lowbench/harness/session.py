@@ -40,7 +40,7 @@ from lowbench.quant.calibrate import DEFAULT_CALIBRATION, CalibrationSettings
 from lowbench.runtimes.base import DeployRequest, RuntimeUnavailable
 from lowbench.runtimes.registry import deploy, parse_runtime
 from lowbench.tasks import Task, get_task
-from lowbench.tiling import Tiling, tile_shapes, tiled_forward
+from lowbench.tiling import Tiling, run_frame, tile_shapes
 from lowbench.variants import Variant
 
 #: Largest |output during the timed loop - output of the accuracy pass| (sRGB, 0-1) on the
@@ -213,9 +213,7 @@ class Session:
         """Model output (N, 3, 2h, 2w) float32 for packed input ``x`` (N, 4, h, w), tile by
         tile when the configuration tiles."""
         with torch.inference_mode():
-            if self.tiling is not None:
-                return tiled_forward(self.variant.module, x, self.tiling)
-            return self.variant.module(x)  # type: ignore[misc]
+            return run_frame(self.variant.module, x, self.tiling)
 
     def prepare(self, shape: tuple[int, ...]) -> None:
         """Let a runtime build every input size a ``shape`` input runs at (each tile's), untimed."""

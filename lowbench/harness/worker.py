@@ -17,32 +17,10 @@ import torch
 
 from lowbench.export import export_variant
 from lowbench.harness.session import EvalConfig, Session
-from lowbench.measure.memory import WorkerKilled, run_in_worker
+from lowbench.measure.memory import WorkerKilled, run_in_worker, timed_passes
 from lowbench.measure.memory_limit import MemoryLimitUnavailable, limiter
 from lowbench.runtimes.base import RuntimeModule
-from lowbench.tiling import Tiling, tiled_forward
-
-
-def timed_passes(run: Any, x: Any, runs: int, tiling: Tiling | None) -> list[float]:
-    """Run ``run`` on ``x`` ``runs`` times (tile by tile with ``tiling``); each pass's wall
-    time in ms (what a memory limit's swapping slows down)."""
-    import time
-
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        if tiling is not None:
-            tiled_forward(run, x, tiling)
-        else:
-            run(x)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return times
-
-
-def worker_tiling(payload: dict[str, Any]) -> Tiling | None:
-    """The :class:`Tiling` of a worker payload (``tile``/``overlap``, packed px), or None."""
-    return Tiling(int(payload["tile"]), int(payload.get("overlap") or 0)) \
-        if payload.get("tile") else None
+from lowbench.tiling import payload_tiling, run_frame
 
 
 def memory_worker(payload: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +42,8 @@ def memory_worker(payload: dict[str, Any]) -> dict[str, Any]:
         h, w = payload["input_hw"]
         x = torch.zeros(1, 4, h, w, device=payload["device"])
         with torch.inference_mode():
-            times = timed_passes(module, x, runs, worker_tiling(payload))
+            tiling = payload_tiling(payload)
+            times = timed_passes(lambda: run_frame(module, x, tiling), runs)
         return {"runs": runs, "loaded": "torchscript", "forward_ms": times}
     cfg = EvalConfig(**{k: payload[k] for k in ("model", "quant", "task", "data_root",
                                                   "checkpoint", "device", "threads", "limit",
@@ -93,14 +72,6 @@ def measure_memory(cfg: EvalConfig, session: Session | None = None, runs: int = 
     counts) and the worker loads just that file; LibRaw runs through a Session. A worker the
     limit killed gives ``outcome: "killed"`` and says so in every reason, never a crash."""
     payload: dict[str, Any] = {**cfg.payload(), "runs": runs}
-    limit = None
-    if cfg.memory_limit is not None:
-        try:
-            limit = limiter(cfg.memory_limit)
-        except MemoryLimitUnavailable as err:
-            return _not_measured(str(err), outcome="not run",
-                                 limit={"bytes": cfg.memory_limit, "method": None,
-                                        "reason": str(err)})
     with tempfile.TemporaryDirectory(prefix="lowbench-mem-") as tmp:
         how = "builds the LibRaw session"
         target = "lowbench.harness.worker:memory_worker"
@@ -111,8 +82,6 @@ def measure_memory(cfg: EvalConfig, session: Session | None = None, runs: int = 
             target = "lowbench.runtimes.loaders:memory_worker"
             how = f"loads the variant's {worker['runtime']} file in {worker['runtime']} (no torch)"
         elif isinstance(module, RuntimeModule):
-            if limit is not None:
-                limit.close()
             return _not_measured(f"{session.cfg.runtime}: not measured in a clean worker "
                                  "(compiling there would count the compiler's memory, not the "
                                  "variant's)")
@@ -123,6 +92,12 @@ def measure_memory(cfg: EvalConfig, session: Session | None = None, runs: int = 
             payload.update(deployed=str(path), input_hw=[h, w],
                            engine=torch.backends.quantized.engine)
             how = "loads the variant's TorchScript file"
+        try:
+            limit = limiter(cfg.memory_limit) if cfg.memory_limit is not None else None
+        except MemoryLimitUnavailable as err:
+            return _not_measured(str(err), outcome="not run",
+                                 limit={"bytes": cfg.memory_limit, "method": None,
+                                        "reason": str(err)})
         try:
             mem = run_in_worker(target, payload, limit=limit)
         except WorkerKilled as err:
@@ -137,7 +112,7 @@ def measure_memory(cfg: EvalConfig, session: Session | None = None, runs: int = 
     mem["outcome"] = "completed"
     mem["forward_ms"] = result.get("forward_ms")
     mem["input_hw"] = payload.get("input_hw")
-    mem["tiling"] = worker_tiling(payload).describe() if payload.get("tile") else None
+    mem["tiling"] = cfg.tiling.describe() if cfg.tiling is not None else None
     imports = "" if "(no torch)" in how else "imports torch, "
     tiled = (f" tile by tile ({cfg.tile}/{cfg.overlap} packed px)" if cfg.tile else "")
     under = f" under a {mem['limit']['label']} memory limit" if mem.get("limit") else ""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -55,15 +56,6 @@ def _vmstat(keys: tuple[str, ...] = ("pswpin", "pswpout", "pgmajfault")) -> dict
     return out
 
 
-def _majflt(stat_path: str) -> int | None:
-    """Major page faults of a process so far (field 12 of /proc/<pid>/stat), None if gone."""
-    try:
-        with open(stat_path) as f:
-            return int(f.read().rpartition(")")[2].split()[9])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def system_swap_mib() -> tuple[float | None, float | None]:
     """System swap (in use, total) in MiB from /proc/meminfo; (None, None) without /proc."""
     d = _read_status_kib("/proc/meminfo", ("SwapTotal", "SwapFree"))
@@ -73,6 +65,19 @@ def system_swap_mib() -> tuple[float | None, float | None]:
 
 
 # --------------------------------------------------------------------------- child side
+
+
+def timed_passes(step: Callable[[], object], runs: int) -> list[float]:
+    """Call ``step`` ``runs`` times; each call's wall time in ms (what a worker reports as
+    ``forward_ms``: what a memory limit's swapping slows down)."""
+    import time
+
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
 
 
 def _own_peak_rss_mib() -> tuple[float | None, str]:
@@ -165,8 +170,10 @@ class WorkerKilled(RuntimeError):
                  stderr: str) -> None:
         import signal as signals
 
-        name = signals.Signals(signal).name if signal in signals.Signals._value2member_map_ \
-            else f"signal {signal}"
+        try:
+            name = signals.Signals(signal).name
+        except ValueError:
+            name = f"signal {signal}"
         if limit is not None:
             by_oom = limit.get("oom_kills")
             cause = (f"killed by the memory limit {limit['label']} ({name}"
@@ -241,13 +248,16 @@ def run_in_worker(
         cmd = [*limit.prefix, *cmd]
     vm_before = _vmstat()
     t_start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=limit.preexec if limit is not None else None)
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=limit.preexec if limit is not None else None)
+    except BaseException:
+        if limit is not None:
+            limit.close()  # the group must not outlive a worker that never started
+        raise
 
     status_path = f"/proc/{proc.pid}/status"
-    stat_path = f"/proc/{proc.pid}/stat"
-    peaks: dict[str, float | None] = {"swap": None, "system": sys_base, "rss": None,
-                                      "majflt": None}
+    peaks: dict[str, float | None] = {"swap": None, "system": sys_base, "rss": None}
     ticks = [0]
     stop = threading.Event()
 
@@ -259,9 +269,6 @@ def run_in_worker(
                 peaks["swap"] = max(peaks["swap"] or 0.0, swap / 1024.0)
             if status.get("VmRSS") is not None:
                 peaks["rss"] = max(peaks["rss"] or 0.0, status["VmRSS"] / 1024.0)
-            faults = _majflt(stat_path)
-            if faults is not None:
-                peaks["majflt"] = faults
             used, _ = system_swap_mib()
             if used is not None:
                 peaks["system"] = max(peaks["system"] or 0.0, used)
@@ -283,14 +290,10 @@ def run_in_worker(
     finally:
         stop.set()
         sampler.join()
+        limit_info = limit.finish() if limit is not None else None
     wall_s = time.perf_counter() - t_start
     vm_after = _vmstat()
     vmstat = {k: vm_after[k] - vm_before[k] for k in vm_after if k in vm_before} or None
-    limit_info = None
-    if limit is not None:
-        limit_info = {**limit.describe(), "oom_kills": limit.oom_kills(),
-                      "group_peak_mib": limit.group_peak_mib()}
-        limit.close()
 
     if proc.returncode < 0:
         raise WorkerKilled(target, -proc.returncode, limit_info, peaks["rss"], peaks["swap"],

@@ -95,18 +95,9 @@ def smallest_surviving_limit(points: list[dict[str, Any]]) -> dict[str, str | No
     """For each tile size (``"none"``: untiled), the smallest limit whose point completed
     (``"none"`` when only the unlimited one did; None when none did)."""
     out: dict[str, str | None] = {}
-    for p in points:
-        key = str(p["tile_px"] or "none")
-        out.setdefault(key, None)
-        if p["outcome"] != "completed":
-            continue
-        best = out[key]
-        current = next((q for q in points if str(q["tile_px"] or "none") == key
-                        and q["limit_label"] == best), None)
-        if best is None or _order(p["limit_bytes"]) < _order(current and current["limit_bytes"]):
-            out[key] = p["limit_label"]
+    for tile in dict.fromkeys(p["tile_px"] for p in points):
+        survived = [p for p in points if p["tile_px"] == tile and p["outcome"] == "completed"]
+        smallest = min(survived, default=None, key=lambda p: (p["limit_bytes"] is None,
+                                                               p["limit_bytes"] or 0))
+        out[str(tile or "none")] = smallest["limit_label"] if smallest else None
     return out
-
-
-def _order(limit: int | None) -> float:
-    return float("inf") if limit is None else float(limit)

@@ -121,6 +121,14 @@ class LimitedLaunch:
             except OSError:
                 pass
 
+    def finish(self) -> dict[str, object]:
+        """Once the worker has exited: :meth:`describe` plus the OOM kills and the group's
+        peak (MiB), read before the group is removed (:meth:`close`)."""
+        info = {**self.describe(), "oom_kills": self.oom_kills(),
+                "group_peak_mib": self.group_peak_mib()}
+        self.close()
+        return info
+
     def describe(self) -> dict[str, object]:
         """The record's ``memory.limit``: bytes, MiB, the method, swap policy."""
         return {"bytes": self.limit_bytes, "mib": self.limit_bytes / _MIB,

@@ -27,8 +27,9 @@ import torch
 from torch import nn
 
 from lowbench.errors import LowbenchError
-from lowbench.models.unet import PAD_MULTIPLE, pad_to_multiple
+from lowbench.models.unet import PAD_MULTIPLE
 from lowbench.quant.calibrate import DEFAULT_CALIBRATION, CalibrationSettings
+from lowbench.runtimes.loaders import padded
 
 #: A runner of one deployed artifact: packed float32 ``(N, 4, H, W)`` numpy (H, W multiples of
 #: :data:`PAD_MULTIPLE`) -> float32 ``(N, 3, 2H, 2W)`` numpy.
@@ -123,10 +124,8 @@ class RuntimeModule(nn.Module):
         """float32 ``(N, 4, h, w)`` -> float32 ``(N, 3, 2h, 2w)`` on the CPU, computed by the
         runtime."""
         self.prepare(tuple(x.shape))
-        padded = pad_to_multiple(x.detach().float(), PAD_MULTIPLE)
-        y = self._runners[tuple(padded.shape)](np.ascontiguousarray(padded.cpu().numpy()))
-        out_h, out_w = x.shape[-2] * self.scale, x.shape[-1] * self.scale
-        return torch.from_numpy(np.ascontiguousarray(y[:, :, :out_h, :out_w]))
+        run = padded(lambda a: self._runners[tuple(a.shape)](a), PAD_MULTIPLE, self.scale)
+        return torch.from_numpy(np.ascontiguousarray(run(x.detach().float().cpu().numpy())))
 
     def cleanup(self) -> None:
         """Remove the artifact folder now (it is removed at exit otherwise)."""

@@ -69,25 +69,43 @@ def openvino_runner(compiled: Any) -> Any:
     return run
 
 
+def openvino_make_runner(xml: str | Path, config: dict[str, Any],
+                         compiled: dict[tuple[int, ...], Any] | None = None) -> Any:
+    """``make_runner(shape)`` for OpenVINO, which compiles for static shapes: the runner of the
+    IR at ``xml`` compiled for ``shape``, or of the model already ``compiled`` for it."""
+    ready = dict(compiled or {})
+
+    def make_runner(shape: tuple[int, ...]) -> Any:
+        done = ready.pop(shape, None)
+        return openvino_runner(done if done is not None
+                               else openvino_compile(xml, shape, config))
+
+    return make_runner
+
+
+def per_shape(make_runner: Any, shapes: tuple[tuple[int, ...], ...] = ()) -> Any:
+    """A runner that makes (``make_runner(shape)``) and keeps one runner per input shape;
+    ``shapes`` are made now."""
+    runners = {shape: make_runner(shape) for shape in shapes}
+
+    def run(x: np.ndarray) -> np.ndarray:
+        if x.shape not in runners:
+            runners[x.shape] = make_runner(tuple(x.shape))
+        return runners[x.shape](x)
+
+    return run
+
+
 def load_runner(payload: dict[str, Any]) -> Any:
     """The runner of the deployed file described by ``payload`` (a deployed module's
     ``worker``: ``runtime`` and what that runtime needs to reload its file). OpenVINO compiles
-    for static shapes: the first at ``payload["shape"]``, each other shape when first seen."""
+    for static shapes: ``payload["shape"]`` now, each other shape when first seen."""
     if payload["runtime"] == "onnxruntime":
         return ort_runner(ort_session(payload["file"], payload.get("threads"),
                                       payload["providers"]))
     if payload["runtime"] == "openvino":
-        runners: dict[tuple[int, ...], Any] = {}
-
-        def run(x: np.ndarray) -> np.ndarray:
-            if x.shape not in runners:
-                runners[x.shape] = openvino_runner(openvino_compile(
-                    payload["file"], tuple(x.shape), payload["config"]))
-            return runners[x.shape](x)
-
-        runners[tuple(payload["shape"])] = openvino_runner(openvino_compile(
-            payload["file"], tuple(payload["shape"]), payload["config"]))
-        return run
+        return per_shape(openvino_make_runner(payload["file"], payload["config"]),
+                         (tuple(payload["shape"]),))
     raise ValueError(f"no loader for runtime {payload['runtime']!r}")
 
 
@@ -109,19 +127,13 @@ def memory_worker(payload: dict[str, Any]) -> dict[str, Any]:
     """Worker-process target: load the file of ``payload["runtime_worker"]`` and run
     ``runs`` forward passes on a zero ``1 x 4 x h x w`` input (``input_hw``; tile by tile
     with ``tile``/``overlap``); nothing else. Each pass's time in ``forward_ms``."""
-    import time
-
-    from lowbench.tiling import Tiling, tiled_forward
+    from lowbench.measure.memory import timed_passes
+    from lowbench.tiling import payload_tiling, run_frame
 
     runs = int(payload.get("runs", 3))
     run = padded(load_runner(payload["runtime_worker"]))
-    tiling = Tiling(int(payload["tile"]), int(payload.get("overlap") or 0)) \
-        if payload.get("tile") else None
+    tiling = payload_tiling(payload)
     h, w = payload["input_hw"]
     x = np.zeros((1, 4, h, w), dtype=np.float32)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        tiled_forward(run, x, tiling) if tiling is not None else run(x)
-        times.append((time.perf_counter() - t0) * 1e3)
+    times = timed_passes(lambda: run_frame(run, x, tiling), runs)
     return {"runs": runs, "loaded": payload["runtime_worker"]["runtime"], "forward_ms": times}

@@ -34,7 +34,7 @@ from lowbench.runtimes.base import (
     runtime_info,
     summarize_precisions,
 )
-from lowbench.runtimes.loaders import openvino_compile, openvino_runner
+from lowbench.runtimes.loaders import openvino_compile, openvino_make_runner
 from lowbench.runtimes.onnx_files import export_request
 from lowbench.variants import Variant
 
@@ -151,14 +151,7 @@ def deploy(req: DeployRequest) -> Variant:
         raise RuntimeUnavailable(f"OpenVINO {ov.__version__} on this CPU executes {executed} "
                                  f"when asked for {requested} (precision hint read back: "
                                  f"{hint}); no {requested} row can be measured here")
-    first = {padded: openvino_runner(compiled)}
-
-    def make_runner(shape: tuple[int, ...]) -> Any:
-        if shape in first:
-            return first.pop(shape)
-        return openvino_runner(openvino_compile(xml, shape, config))
-
-    module = RuntimeModule(make_runner, keep=folder)
+    module = RuntimeModule(openvino_make_runner(xml, config, {padded: compiled}), keep=folder)
     module.prepare((1, 4, *req.input_hw))
     module.worker = {"runtime": NAME, "file": str(xml), "shape": list(padded), "config": config}
     info.update(quant=req.quant, engine=None, dtype=executed)

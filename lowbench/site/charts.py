@@ -106,8 +106,14 @@ def pareto_figure(rows: Sequence[dict[str, Any]], path: Path, title: str) -> boo
                    bbox_to_anchor=(0.5, 0.95))
         # fixed margins: tight_layout would draw the figure twice (half the chart time)
         fig.subplots_adjust(left=0.055, right=0.975, bottom=0.13, top=0.82, wspace=0.25)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", metadata={"Software": None})
-        plt.close(fig)
-        atomic_write_bytes(path, buffer.getvalue())  # a killed build leaves no partial PNG
+        save_png(fig, path)
     return True
+
+
+def save_png(fig: Any, path: Path) -> None:
+    """Write ``fig`` as a byte-stable PNG (no 'Software' metadata) to ``path`` atomically (a
+    killed build leaves no partial PNG) and close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())

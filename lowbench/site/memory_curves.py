@@ -8,19 +8,13 @@ Byte-stable PNGs like the Pareto charts (fixed size and dpi, no metadata).
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - after selecting the backend
-
-from lowbench.fsutil import atomic_write_bytes  # noqa: E402
-from lowbench.measure.memory_curve import FOLDER, SCHEMA  # noqa: E402
+from lowbench.measure.memory_curve import FOLDER, SCHEMA
+from lowbench.site.charts import plt, save_png  # pyplot on the Agg backend
 
 _COLOURS = ("#1565c0", "#ef6c00", "#2e7d32", "#c62828", "#6a1b9a")
 _MIB = 2**20
@@ -81,10 +75,7 @@ def curve_figure(doc: dict[str, Any], path: Path) -> None:
                      f"({doc['frame_packed_hw'][0]} x {doc['frame_packed_hw'][1]} packed), "
                      f"{doc['machine_label']}, swap {doc['swap_total_mib'] or 0:.0f} MiB")
         fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", metadata={"Software": None})
-        plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+        save_png(fig, path)
 
 
 def curve_context(doc: dict[str, Any], src: str) -> dict[str, Any]:
