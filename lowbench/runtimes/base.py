@@ -160,6 +160,17 @@ def summarize_precisions(counts: dict[str, int]) -> str | None:
     return "+".join(kept) or None
 
 
+def precision_fields(quant: str, counts: dict[str, int]) -> dict[str, Any]:
+    """The variant info a runtime derives from the convolutions it executed (``counts`` by
+    precision): the quant, the executed dtype label and, for an int8 request, how many
+    convolutions run int8 and whether it quantized nothing."""
+    out: dict[str, Any] = {"quant": quant, "engine": None, "dtype": summarize_precisions(counts)}
+    if quant in ("static", "qat"):
+        out.update(quantized_layers=counts.get("int8", 0),
+                   quantized_nothing=counts.get("int8", 0) == 0)
+    return out
+
+
 #: Names runtimes report for element types, mapped to lowbench's precision words.
 PRECISION_WORDS = {"f32": "float32", "float32": "float32", "fp32": "float32",
                    "f16": "float16", "float16": "float16", "fp16": "float16",

@@ -24,6 +24,7 @@ from lowbench.runtimes.base import (
     RuntimeModule,
     RuntimeUnavailable,
     artifact_folder,
+    precision_fields,
     quiet_root_logger,
     runtime_info,
     summarize_precisions,
@@ -151,10 +152,7 @@ def deploy(req: DeployRequest) -> Variant:
     module = RuntimeModule(lambda _shape: ort_runner(sess), keep=folder)
     module.worker = {"runtime": NAME, "file": str(path), "threads": req.threads,
                      "providers": sess.get_providers()}
-    info.update(quant=req.quant, engine=None, dtype=summarize_precisions(counts))
-    if req.quant in ("static", "qat"):
-        info.update(quantized_layers=counts.get("int8", 0),
-                    quantized_nothing=counts.get("int8", 0) == 0)
+    info.update(precision_fields(req.quant, counts))
     info["runtime"] = runtime_info(
         NAME, version=ort.__version__, provider=sess.get_providers()[0], device=req.device,
         precision=summarize_precisions(counts), requested=REQUESTED[req.quant],

@@ -30,6 +30,7 @@ from lowbench.runtimes.base import (
     RuntimeUnavailable,
     artifact_folder,
     padded_shape,
+    precision_fields,
     quiet_root_logger,
     runtime_info,
     summarize_precisions,
@@ -154,10 +155,7 @@ def deploy(req: DeployRequest) -> Variant:
     module = RuntimeModule(openvino_make_runner(xml, config, {padded: compiled}), keep=folder)
     module.prepare((1, 4, *req.input_hw))
     module.worker = {"runtime": NAME, "file": str(xml), "shape": list(padded), "config": config}
-    info.update(quant=req.quant, engine=None, dtype=executed)
-    if req.quant in ("static", "qat"):
-        info.update(quantized_layers=counts.get("int8", 0),
-                    quantized_nothing=counts.get("int8", 0) == 0)
+    info.update(precision_fields(req.quant, counts))
     info["runtime"] = runtime_info(
         NAME, version=ov.__version__, provider="CPU", device=req.device, precision=executed,
         requested=requested, threads=int(compiled.get_property("INFERENCE_NUM_THREADS")) or None,
