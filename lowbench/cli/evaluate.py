@@ -72,18 +72,7 @@ def config_from_args(args: argparse.Namespace):  # -> EvalConfig (import kept la
         from lowbench.energy.select import check_tegrastats_path
 
         check_tegrastats_path(args.tegrastats)
-    if args.overlap is not None and args.tile is None:
-        raise LowbenchError(f"--overlap {args.overlap} needs --tile N (the tile side, packed "
-                            "pixels)")
-    if args.memory_limit is not None and args.no_memory:
-        raise LowbenchError("--memory-limit limits the memory worker, which --no-memory skips; "
-                            "drop one of them")
-    overlap = (0 if args.tile is None else min(32, args.tile - 16) if args.overlap is None
-               else args.overlap)
-    if args.tile is not None:
-        from lowbench.tiling import check_tiling
-
-        check_tiling(args.tile, overlap)
+    overlap = frame_options(args)
     return EvalConfig(
         tile=args.tile, overlap=overlap, memory_limit=args.memory_limit,
         model=args.model, quant=args.quant, runtime=args.runtime, task=args.task,
@@ -92,6 +81,27 @@ def config_from_args(args: argparse.Namespace):  # -> EvalConfig (import kept la
         tegrastats=args.tegrastats, latency_budget_s=args.latency_budget,
         latency_min_runs=args.latency_min_runs, memory=not args.no_memory,
         energy=not args.no_energy, command=["lowbench", *sys.argv[1:]])
+
+
+def frame_options(args: argparse.Namespace) -> int:
+    """Check ``--tile``, ``--overlap`` and ``--memory-limit`` together (no torch imported:
+    a bad value answers at once); the overlap to use (packed px: 0 untiled, default 32)."""
+    if args.overlap is not None and args.tile is None:
+        raise LowbenchError(f"--overlap {args.overlap} needs --tile N (the tile side, packed "
+                            "pixels)")
+    if args.memory_limit is not None and args.no_memory:
+        raise LowbenchError("--memory-limit limits the memory worker, which --no-memory skips; "
+                            "drop one of them")
+    if args.tile is None:
+        return 0
+    if args.model == "libraw":
+        raise LowbenchError("the LibRaw baseline is not a network: it is not tiled; drop "
+                            "--tile or pick a learned model")
+    from lowbench.tiling import check_tiling
+
+    overlap = min(32, args.tile - 16) if args.overlap is None else args.overlap
+    check_tiling(args.tile, overlap)
+    return overlap
 
 
 def out_folder(args: argparse.Namespace) -> Path:
@@ -114,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     if args.model == "libraw" and args.checkpoint is not None:
         raise LowbenchError(f"libraw has no weights, so --checkpoint {args.checkpoint} would be "
                             "ignored; drop --checkpoint or pick a learned model")
-    out = out_folder(args)  # before torch is imported: a wrong --publish answers at once
+    frame_options(args)  # before torch is imported, like --publish: bad values answer at once
+    out = out_folder(args)
     from tabulate import tabulate
 
     from lowbench.fsutil import check_output_folder
