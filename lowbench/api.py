@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lowbench.errors import LowbenchError
+from lowbench.measure.latency import DEFAULT_BUDGET_S, DEFAULT_MIN_RUNS, DEFAULT_TARGET_REL
 
 if TYPE_CHECKING:  # torch-heavy types, for annotations only
     from collections.abc import Iterable
@@ -44,7 +45,8 @@ def _positive(name: str, value: int | None) -> int | None:
 def _command(model: str, quant: str, task: str, checkpoint: str | None, data_root: str | None,
              limit: int | None, device: str, threads: int | None, memory: bool, energy: bool,
              out: Path, latency_budget_s: float, latency_min_runs: int,
-             runtime: str = "torch") -> list[str]:
+             runtime: str = "torch",
+             latency_target_rel: float | None = DEFAULT_TARGET_REL) -> list[str]:
     """The ``lowbench evaluate`` command line that makes the same record (the record's
     ``environment.command``: what to run to reproduce it)."""
     argv = ["lowbench", "evaluate", "--model", model, "--quant", quant, "--task", task]
@@ -56,10 +58,12 @@ def _command(model: str, quant: str, task: str, checkpoint: str | None, data_roo
             argv += [option, str(value)]
     if device != "cpu":
         argv += ["--device", device]
-    if latency_budget_s != 2.0:
+    if latency_budget_s != DEFAULT_BUDGET_S:
         argv += ["--latency-budget", str(latency_budget_s)]
-    if latency_min_runs != 10:
+    if latency_min_runs != DEFAULT_MIN_RUNS:
         argv += ["--latency-min-runs", str(latency_min_runs)]
+    if latency_target_rel != DEFAULT_TARGET_REL:
+        argv += ["--latency-target", str(latency_target_rel or 0)]
     argv += ["--out", str(out)]
     if not memory:
         argv.append("--no-memory")
@@ -75,7 +79,9 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
              limit: int | None = None, device: str = "cpu", threads: int | None = None,
              memory: bool = True, energy: bool = True,
              out: str | os.PathLike[str] | None = None,
-             latency_budget_s: float = 2.0, latency_min_runs: int = 10) -> dict[str, Any]:
+             latency_budget_s: float = DEFAULT_BUDGET_S,
+             latency_min_runs: int = DEFAULT_MIN_RUNS,
+             latency_target_rel: float | None = DEFAULT_TARGET_REL) -> dict[str, Any]:
     """Measure one variant on one task, as ``lowbench evaluate`` does, and return its record.
 
     ``model``/``quant``: see :mod:`lowbench.models.registry` (``lowbench list models|quants``;
@@ -84,13 +90,14 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
     ``task``: a task name or a task file (``my_task.yaml``); ``checkpoint``: a safetensors file
     (default: the shipped reference weights); ``limit``: score only the first N pairs; ``threads``:
     torch intra-op threads; ``memory``/``energy``: False skips the clean memory worker / the energy
-    meter (their figures are then null with the reason); ``latency_budget_s`` (s) and
-    ``latency_min_runs``: timed forward passes until both are reached. The record (schema
-    ``lowbench/schema/record-v1.json``; units in key names: ms, MiB, mJ, dB) is written atomically
-    with its gallery PNGs into ``out`` (default: the user results store, ``$LOWBENCH_RESULTS``, as
-    the command line) and returned; ``record["status"]`` is ``ok``, ``failed`` (NaN/Inf output) or
-    ``unsupported`` (with ``record["failure"]["reason"]``). Raises LowbenchError for bad input
-    (unknown model, quant, task or device; missing data)."""
+    meter (their figures are then null with the reason); ``latency_budget_s`` (s, the cap),
+    ``latency_min_runs`` (the floor) and ``latency_target_rel`` (stop once the median's 95%
+    interval is within +/- this fraction, after >= 64 runs; None: run the whole budget). The
+    record (schema ``lowbench/schema/record-v1.json``; units in key names: ms, MiB, mJ, dB) is
+    written atomically with its gallery PNGs into ``out`` (default: the user results store,
+    ``$LOWBENCH_RESULTS``, as the command line) and returned; ``record["status"]`` is ``ok``,
+    ``failed`` (NaN/Inf output) or ``unsupported`` (with ``record["failure"]["reason"]``).
+    Raises LowbenchError for bad input (unknown model, quant, task or device; missing data)."""
     from lowbench.fsutil import check_output_folder
     from lowbench.models.registry import check_combination, parse_model, parse_quant
     from lowbench.paths import results_store
@@ -108,6 +115,10 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
     if not (isinstance(latency_budget_s, (int, float)) and 0 <= latency_budget_s < float("inf")):
         raise LowbenchError(f"latency_budget_s={latency_budget_s!r} must be a number of "
                             "seconds >= 0")
+    if latency_target_rel is not None and not (
+            isinstance(latency_target_rel, (int, float)) and 0 < latency_target_rel < 1):
+        raise LowbenchError(f"latency_target_rel={latency_target_rel!r} must be a fraction "
+                            "between 0 and 1 (0.01: +/-1%), or None for a fixed budget")
     if model == "libraw" and checkpoint is not None:
         raise LowbenchError(f"libraw has no weights, so checkpoint={os.fspath(checkpoint)!r} "
                             "would be ignored; drop it or pick a learned model")
@@ -124,9 +135,10 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
                      checkpoint=ckpt, device=device, threads=threads, limit=limit,
                      memory=memory, energy=energy,
                      latency_budget_s=float(latency_budget_s), latency_min_runs=latency_min_runs,
+                     latency_target_rel=latency_target_rel,
                      command=_command(model, quant, task, ckpt, root, limit, device, threads,
                                       memory, energy, folder, latency_budget_s,
-                                      latency_min_runs, runtime))
+                                      latency_min_runs, runtime, latency_target_rel))
     record = run_harness(cfg, results_dir=folder)
     write_record(record, folder)
     return record

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from lowbench.stats import BOOTSTRAP_METHOD, CONFIDENCE, cluster_bootstrap_ci
+
 
 def _check_shapes(pred: np.ndarray, gt: np.ndarray) -> None:
     """Raise ValueError unless both arrays are (H, W, 3) with the same shape."""
@@ -110,3 +112,19 @@ def mse_decomposition(pred: np.ndarray, reference: np.ndarray, gt: np.ndarray
         "mse_to_reference": float(np.mean(e ** 2)),
         "mean_shift_rgb": [float(v) for v in e_mean],
     }
+
+
+def quality_ci(per_pair: list[dict[str, Any]]) -> dict[str, Any]:
+    """95% intervals of the mean PSNR (dB) and SSIM over ``per_pair``, by a cluster bootstrap
+    over scenes (:func:`lowbench.stats.cluster_bootstrap_ci`): ``psnr_db``/``ssim`` as [lo, hi]
+    (None, with ``reasons``, for a single scene), ``scenes``, ``confidence`` and ``method``."""
+    scenes = [p.get("scene", str(p["pair"]).split("_")[0]) for p in per_pair]
+    out: dict[str, Any] = {"confidence": CONFIDENCE, "method": BOOTSTRAP_METHOD,
+                           "scenes": len(set(scenes))}
+    for name in ("psnr_db", "ssim"):
+        ci = cluster_bootstrap_ci([p[name] for p in per_pair], scenes)
+        out[name] = None if ci is None else [ci[0], ci[1]]
+        if ci is None:
+            out.setdefault("reasons", {})[name] = (
+                f"{out['scenes']} scene(s): an interval over scenes needs >= 2")
+    return out

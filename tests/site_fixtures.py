@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 from lowbench.results.records import record_filename, write_record
@@ -142,10 +143,13 @@ def make_record(model: str = "sid", quant: str = "fp32", *, task: str = "synth",
     std = 0.05 * tv["latency"]
     # the median of n samples scatters by about 1.2533 std / sqrt(n) between runs
     median = tv["latency"] * (1 + rng.gauss(0, 0.004))
+    # every timed run (issue 20): a symmetric spread of 5% around the median, in run order
+    grid = [median * (1 + 0.05 * NormalDist().inv_cdf((i + 0.5) / n)) for i in range(n)]
+    rng.shuffle(grid)
     latency = {"median_ms": median, "p90_ms": median * 1.06, "p99_ms": median * 1.12,
                "mean_ms": median * 1.01, "std_ms": std, "min_ms": median * 0.95,
                "max_ms": median * 1.2, "n": n, "warmup": 5, "budget_s": 20.0,
-               "clock": "time.perf_counter_ns"}
+               "clock": "time.perf_counter_ns", "samples_ms": [round(x, 4) for x in grid]}
     pre = 6.5 * spec["speed"]
     e2e = {"stages_ms": {"decode": pre * 3, "pack": pre, "forward": median, "postprocess": pre},
            "counts": {"decode": 21, "pack": 21, "forward": 21, "postprocess": 21},
@@ -174,7 +178,8 @@ def make_record(model: str = "sid", quant: str = "fp32", *, task: str = "synth",
         quality["per_pair"] = [
             {"pair": p, "ratio": RATIOS[p.rsplit("_", 1)[1][:-1]],
              "psnr_db": round(psnr + ((i * 7919) % 13 - 6) * 0.11, 4),
-             "ssim": round(ssim + ((i * 104729) % 11 - 5) * 0.002, 5)}
+             "ssim": round(ssim + ((i * 104729) % 11 - 5) * 0.002, 5),
+             "end_to_end_ms": round(e2e["total_ms"] * (1 + ((i * 31) % 7 - 3) * 0.01), 4)}
             for i, p in enumerate(PAIRS)]
     is_net = model != "libraw"
     size = {"params": tv["params"] if is_net else None, "macs": tv["macs"] if is_net else None,

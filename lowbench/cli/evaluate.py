@@ -10,6 +10,12 @@ from pathlib import Path
 
 from lowbench.cli.argtypes import memory_size, nonnegative_float, nonnegative_int, positive_int
 from lowbench.errors import LowbenchError
+from lowbench.measure.latency import (
+    CONVERGE_MIN_RUNS,
+    DEFAULT_BUDGET_S,
+    DEFAULT_MIN_RUNS,
+    DEFAULT_TARGET_REL,
+)
 from lowbench.models.registry import parse_model, parse_quant
 from lowbench.runtimes.registry import parse_runtime
 
@@ -44,10 +50,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the record as the only stdout")
     p.add_argument("--tegrastats", default=None,
                    help="tegrastats executable (Jetson energy; default: none)")
-    p.add_argument("--latency-budget", type=nonnegative_float, default=2.0,
-                   help="seconds of timed forward passes (at least --latency-min-runs)")
-    p.add_argument("--latency-min-runs", type=positive_int, default=10,
+    p.add_argument("--latency-budget", type=nonnegative_float, default=DEFAULT_BUDGET_S,
+                   help="cap on the seconds of timed forward passes (default %(default)g; the "
+                        "loop stops earlier once --latency-target is met)")
+    p.add_argument("--latency-min-runs", type=positive_int, default=DEFAULT_MIN_RUNS,
                    help="fewest timed forward passes, whatever the budget")
+    p.add_argument("--latency-target", type=nonnegative_float, default=DEFAULT_TARGET_REL,
+                   metavar="FRACTION",
+                   help="stop timing once the median's 95%% interval is within +/- FRACTION "
+                        f"of it, after >= {CONVERGE_MIN_RUNS} runs (default %(default)g; 0: "
+                        "always run the whole budget)")
     p.add_argument("--tile", type=positive_int, default=None, metavar="N",
                    help="run the network tile by tile: tiles of N x N packed pixels (a multiple "
                         "of 16; packed = half the raw size), blended across --overlap "
@@ -79,7 +91,8 @@ def config_from_args(args: argparse.Namespace):  # -> EvalConfig (import kept la
         data_root=args.data_root, checkpoint=args.checkpoint, device=args.device,
         threads=args.threads, limit=args.limit,
         tegrastats=args.tegrastats, latency_budget_s=args.latency_budget,
-        latency_min_runs=args.latency_min_runs, memory=not args.no_memory,
+        latency_min_runs=args.latency_min_runs,
+        latency_target_rel=args.latency_target or None, memory=not args.no_memory,
         energy=not args.no_energy, command=["lowbench", *sys.argv[1:]])
 
 

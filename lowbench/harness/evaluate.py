@@ -188,13 +188,13 @@ def summary_rows(record: dict[str, Any]) -> list[list[Any]]:
     if mem.get("forward_ms"):
         rows.append(["memory worker forward (median)",
                      val(float(statistics.median(mem["forward_ms"]))), "ms"])
-    rows += [["PSNR", val(q.get("psnr_db")), "dB"], ["SSIM", val(q.get("ssim"), fmt="{:.4f}"), ""]]
+    rows += [["PSNR", with_ci(q, "psnr_db"), "dB"], ["SSIM", with_ci(q, "ssim", "{:.4f}"), ""]]
     for label, s in (q.get("per_ratio") or {}).items():
         rows.append([f"PSNR {label}", val(s.get("psnr_db")), "dB"])
     rows += [
-        ["latency median", val(lat.get("median_ms")), "ms"],
-        ["latency p90", val(lat.get("p90_ms")), "ms"],
-        ["latency runs", val(lat.get("n")), ""],
+        ["latency median", with_ci(lat, "median_ms"), "ms"],
+        ["latency p90", with_ci(lat, "p90_ms"), "ms"],
+        ["latency runs", runs_line(lat), ""],
         ["end-to-end per image", val(e2e.get("total_ms")), "ms"],
         ["peak RSS", val(mem.get("peak_rss_mib"), mr.get("peak_rss_mib"), "{:.1f}"), "MiB"],
         ["static memory estimate",
@@ -210,3 +210,34 @@ def summary_rows(record: dict[str, Any]) -> list[list[Any]]:
     ]
     return rows
 
+
+
+def with_ci(section: dict[str, Any], name: str, fmt: str = "{:.2f}") -> str:
+    """``section[name]`` with its 95% interval from ``section["ci"][name]`` (same unit), e.g.
+    '12.31 ±0.40 [11.95, 12.75]'; the value alone where the record holds no interval; '-'
+    without a value."""
+    value = section.get(name)
+    if value is None:
+        return "-"
+    ci = (section.get("ci") or {}).get(name)
+    if not ci:
+        return fmt.format(value)
+    lo, hi = ci
+    return (f"{fmt.format(value)} ±{fmt.format((hi - lo) / 2)} "
+            f"[{fmt.format(lo)}, {fmt.format(hi)}]")
+
+
+def runs_line(lat: dict[str, Any]) -> str:
+    """Timed runs and why the loop stopped, e.g. '64 (converged: ±0.9% <= ±1%)'."""
+    n = lat.get("n")
+    if n is None:
+        return "-"
+    stop = lat.get("stop") or {}
+    reason = stop.get("reason")
+    half = stop.get("median_half_width_rel")
+    width = f"±{half:.1%}" if half is not None else "no interval"
+    if reason == "converged":
+        return f"{n} (converged: {width} <= ±{stop['target_rel']:.0%})"
+    if reason == "budget":
+        return f"{n} (time cap {stop.get('timed_s', 0):.1f} s reached; median {width})"
+    return f"{n} ({reason})" if reason else str(n)

@@ -32,8 +32,9 @@ from lowbench.energy.base import measure_energy, no_energy
 from lowbench.energy.select import select_meter
 from lowbench.errors import LowbenchError
 from lowbench.harness.gallery import GALLERY_MAX, write_gallery_crop
+from lowbench.measure import latency as timing
 from lowbench.measure.latency import StageTimer, measure_latency, set_threads
-from lowbench.metrics import psnr, ssim
+from lowbench.metrics import psnr, quality_ci, ssim
 from lowbench.models.registry import check_combination
 from lowbench.pairs import Pair, check_pair, crop_box, load_truth, packed_input
 from lowbench.quant.calibrate import DEFAULT_CALIBRATION, CalibrationSettings
@@ -73,8 +74,10 @@ class EvalConfig:
     threads: int | None = None
     limit: int | None = None
     tegrastats: str | None = None
-    latency_budget_s: float = 2.0
-    latency_min_runs: int = 10
+    latency_budget_s: float = timing.DEFAULT_BUDGET_S
+    latency_min_runs: int = timing.DEFAULT_MIN_RUNS
+    #: stop timing once the median's 95% interval is within +/- this fraction (None: never)
+    latency_target_rel: float | None = timing.DEFAULT_TARGET_REL
     memory: bool = True
     energy: bool = True
     gallery: bool = True
@@ -278,13 +281,17 @@ class Session:
         iterable = progress(self.pairs) if progress is not None else self.pairs
         for pair in iterable:
             gt = load_truth(pair)  # checks the pair's files first (untimed)
+            started_ms = timer.elapsed_ms()
             out = self.process_pair(pair, timer)
+            pair_ms = timer.elapsed_ms() - started_ms
             if not np.isfinite(out).all():
                 raise NonFiniteOutput(
                     f"{self.cfg.model}/{self.cfg.quant} produced NaN or Inf on pair "
                     f"{pair.pair_id} ({pair.short})", pair.pair_id)
-            per_pair.append({"pair": pair.pair_id, "ratio": pair.ratio_label,
-                             "psnr_db": psnr(out, gt), "ssim": ssim(out, gt)})
+            per_pair.append({"pair": pair.pair_id, "scene": pair.scene_id,
+                             "ratio": pair.ratio_label,
+                             "psnr_db": psnr(out, gt), "ssim": ssim(out, gt),
+                             "end_to_end_ms": pair_ms})
             if (gallery_dir is not None and pair.ratio_label not in seen_ratios
                     and len(gallery) < GALLERY_MAX):
                 seen_ratios.add(pair.ratio_label)
@@ -300,6 +307,7 @@ class Session:
             "quality": {"psnr_db": float(np.mean([p["psnr_db"] for p in per_pair])),
                         "ssim": float(np.mean([p["ssim"] for p in per_pair])),
                         "per_ratio": per_ratio, "per_pair": per_pair,
+                        "ci": quality_ci(per_pair),
                         "protocol": "SID: clip [0,1], 8-bit quantised, PSNR range 255, SSIM "
                                     "gaussian sigma 1.5, population covariance"},
             "end_to_end": {"stages_ms": summary["stages_ms"], "total_ms": summary["total_ms"],
@@ -313,7 +321,8 @@ class Session:
     def measure_latency(self) -> dict[str, Any]:
         """Model-only latency statistics (ms) of :meth:`forward_once` on the task's input."""
         stats = measure_latency(self.forward_once, warmup=3, min_runs=self.cfg.latency_min_runs,
-                                budget_s=self.cfg.latency_budget_s, sync=None)
+                                budget_s=self.cfg.latency_budget_s, sync=None,
+                                target_rel=self.cfg.latency_target_rel)
         stats["input_shape"] = [1, 4, *self.input_hw]
         stats["threads"] = self.threads
         stats["device"] = self.cfg.device

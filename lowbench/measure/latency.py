@@ -4,7 +4,10 @@
 immediately before ``fn()`` and stops immediately after ``sync()`` returns (or after ``fn()`` when
 no ``sync`` is given). The reported figure is the median of ``n`` such individually timed calls,
 after ``warmup`` untimed calls. Nothing is allocated inside the timed region; between runs the loop
-only stores one int into a preallocated list and checks the stopping rule.
+only stores one int into a preallocated list and checks the stopping rule: it stops early once
+the median's distribution-free 95% interval is narrow enough (after >= 64 runs, MLPerf's floor
+for a p90), else at the time budget (the cap). Every sample is kept, so two runs can be compared
+with a rank test (:mod:`lowbench.results.compare`).
 """
 
 from __future__ import annotations
@@ -27,27 +30,49 @@ def _clock_description(sync: Callable[[], None] | None) -> str:
     )
 
 
+#: Default cap on the summed timed durations of one latency measurement (s): --latency-budget.
+DEFAULT_BUDGET_S = 10.0
+#: Default floor of timed runs (--latency-min-runs): the loop never stops before it.
+DEFAULT_MIN_RUNS = 10
+#: Timed runs before the loop may stop on a narrow interval: MLPerf's early-stopping rule needs
+#: at least 64 samples for a p90 (mlcommons/inference#1629); a distribution-free 95% interval of
+#: the p90 exists from 36.
+CONVERGE_MIN_RUNS = 64
+#: Default target: stop once the median's 95% interval is within +/- this fraction of it.
+DEFAULT_TARGET_REL = 0.01
+#: Decimals (of a ms) kept of each sample in a record: 0.1 us.
+SAMPLE_DECIMALS = 4
+
+
 def measure_latency(
     fn: Callable[[], object],
     *,
     warmup: int = 3,
-    min_runs: int = 10,
-    budget_s: float = 2.0,
+    min_runs: int = DEFAULT_MIN_RUNS,
+    budget_s: float = DEFAULT_BUDGET_S,
     max_runs: int = 10000,
     sync: Callable[[], None] | None = None,
+    target_rel: float | None = DEFAULT_TARGET_REL,
+    converge_min_runs: int = CONVERGE_MIN_RUNS,
 ) -> dict:
-    """Time ``fn`` repeatedly and return latency statistics in milliseconds (ms).
+    """Time ``fn`` repeatedly and return latency statistics in milliseconds (ms), their 95%
+    confidence intervals, every sample and why the loop stopped.
 
     ``fn`` is called ``warmup`` times untimed (each followed by ``sync()`` if given), then timed
-    runs follow until BOTH at least ``min_runs`` runs are done AND the summed timed durations reach
-    ``budget_s`` seconds, or ``max_runs`` runs are done, whichever comes first. ``sync`` (e.g.
-    ``torch.cuda.synchronize``) is called after ``fn`` inside every timed region, so it is called
-    ``warmup + n`` times in total.
+    runs follow until the first of (checked after each run, outside the timed region):
 
-    Returns a dict with ``median_ms``, ``p90_ms``, ``p99_ms`` (numpy "linear" percentiles),
-    ``mean_ms``, ``std_ms`` (sample standard deviation, ddof=1; 0.0 when n == 1), ``min_ms``,
-    ``max_ms`` (all in ms), ``n`` (timed runs), ``warmup`` (untimed runs), ``budget_s`` (seconds)
-    and ``clock`` (a text definition of the measured quantity).
+    - ``max_runs`` runs are done (``stop.reason`` "max_runs");
+    - at least ``converge_min_runs`` (and ``min_runs``) runs are done and the median's
+      distribution-free 95% interval is within +/- ``target_rel`` of the median ("converged";
+      ``target_rel=None`` never converges: a fixed budget);
+    - at least ``min_runs`` runs are done and the summed timed durations reach ``budget_s``
+      seconds, the cap ("budget").
+
+    ``sync`` (e.g. ``torch.cuda.synchronize``) is called after ``fn`` inside every timed region.
+
+    Returns :func:`summarize_ns`'s statistics (ms) plus ``ci`` (:func:`latency_ci`), ``stop``
+    (reason, target, runs, timed s), ``samples_ms`` (every timed run in order, ms, rounded to
+    0.1 us), ``warmup`` (untimed runs), ``budget_s`` (s) and ``clock`` (the measured quantity).
     """
     if warmup < 0:
         raise ValueError(f"warmup must be >= 0, got {warmup}")
@@ -57,6 +82,8 @@ def measure_latency(
         raise ValueError(f"max_runs ({max_runs}) must be >= min_runs ({min_runs})")
     if budget_s < 0:
         raise ValueError(f"budget_s must be >= 0 s, got {budget_s}")
+    if target_rel is not None and not target_rel > 0:
+        raise ValueError(f"target_rel must be > 0 (a fraction of the median), got {target_rel}")
 
     for _ in range(warmup):
         fn()
@@ -68,33 +95,90 @@ def measure_latency(
     times = [0] * max_runs
     spent = 0
     n = 0
-    # Two copies of the loop so the timed region holds no branch on ``sync``.
-    if sync is None:
-        while n < max_runs:
+    reason = "max_runs"
+    converge_from = max(converge_min_runs, min_runs) if target_rel is not None else max_runs + 1
+    next_check = converge_from
+    # the branch on ``sync`` sits outside the timed region (before t0)
+    while n < max_runs:
+        if sync is None:
             t0 = clock()
             fn()
             t1 = clock()
-            d = t1 - t0
-            times[n] = d
-            n += 1
-            spent += d
-            if n >= min_runs and spent >= budget_ns:
-                break
-    else:
-        while n < max_runs:
+        else:
             t0 = clock()
             fn()
             sync()
             t1 = clock()
-            d = t1 - t0
-            times[n] = d
-            n += 1
-            spent += d
-            if n >= min_runs and spent >= budget_ns:
+        d = t1 - t0
+        times[n] = d
+        n += 1
+        spent += d
+        if n >= next_check:
+            # an interval check sorts the samples: about every 1/16 of n more runs
+            next_check = n + max(1, n // 16)
+            if _converged(times[:n], target_rel):
+                reason = "converged"
                 break
+        if n >= min_runs and spent >= budget_ns:
+            reason = "budget"
+            break
 
-    return {**summarize_ns(times[:n]), "warmup": warmup, "budget_s": budget_s,
+    samples = times[:n]
+    stats = summarize_ns(samples)
+    ci = latency_ci([t / _NS_PER_MS for t in samples])
+    half = ci.get("median_half_width_rel")
+    return {**stats, "ci": ci, "warmup": warmup, "budget_s": budget_s,
+            "stop": {"reason": reason, "target_rel": target_rel,
+                     "converge_min_runs": converge_min_runs if target_rel is not None else None,
+                     "min_runs": min_runs, "max_runs": max_runs, "timed_s": spent / 1e9,
+                     "median_half_width_rel": half,
+                     "rule": "the first of: max_runs runs; >= converge_min_runs runs and the "
+                             "median's 95% interval within +/- target_rel; >= min_runs runs "
+                             "and budget_s s of timed runs"},
+            "samples_ms": [round(t / _NS_PER_MS, SAMPLE_DECIMALS) for t in samples],
             "clock": _clock_description(sync)}
+
+
+def _converged(samples_ns: list[int], target_rel: float | None) -> bool:
+    """Whether the median's 95% interval of ``samples_ns`` is within +/- ``target_rel``."""
+    if target_rel is None:
+        return False
+    from lowbench.stats import quantile_ci, relative_half_width  # scipy: only when measuring
+
+    x = np.asarray(samples_ns, dtype=np.float64)
+    ci = quantile_ci(x, 0.5)
+    half = relative_half_width(ci, float(np.median(x)))
+    return half is not None and half <= target_rel
+
+
+def latency_ci(samples_ms: list[float] | np.ndarray) -> dict:
+    """95% distribution-free intervals (ms) of the median and p90 of ``samples_ms``:
+    ``median_ms`` and ``p90_ms`` as [lo, hi] (None, with ``reasons``, when there are too few
+    samples), ``median_half_width_rel`` (a fraction of the median), ``confidence`` and
+    ``method``."""
+    from lowbench.stats import (
+        CONFIDENCE,
+        QUANTILE_CI_METHOD,
+        min_samples_for_quantile_ci,
+        quantile_ci,
+        relative_half_width,
+    )
+
+    x = np.asarray(samples_ms, dtype=np.float64)
+    out: dict = {"confidence": CONFIDENCE, "method": QUANTILE_CI_METHOD}
+    reasons = {}
+    for name, q in (("median_ms", 0.5), ("p90_ms", 0.9)):
+        ci = quantile_ci(x, q) if x.size else None
+        out[name] = None if ci is None else [ci[0], ci[1]]
+        if ci is None:
+            reasons[name] = (f"{x.size} samples: a {CONFIDENCE:.0%} interval of this quantile "
+                             f"needs >= {min_samples_for_quantile_ci(q)}")
+    out["median_half_width_rel"] = (
+        relative_half_width(tuple(out["median_ms"]), float(np.median(x)))
+        if out["median_ms"] is not None else None)
+    if reasons:
+        out["reasons"] = reasons
+    return out
 
 
 def summarize_ns(samples_ns: list[int]) -> dict:
@@ -143,6 +227,11 @@ class StageTimer:
         d = time.perf_counter_ns() - t0
         self._total_ns[name] = self._total_ns.get(name, 0) + d
         self._count[name] = self._count.get(name, 0) + 1
+
+    def elapsed_ms(self) -> float:
+        """The summed time of every stage so far (ms): the difference of two readings is the
+        end-to-end time of what ran between them."""
+        return sum(self._total_ns.values()) / _NS_PER_MS
 
     def reset(self) -> None:
         """Forget all recorded stage times."""

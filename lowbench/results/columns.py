@@ -3,9 +3,9 @@ it (rows from records, asv ingestion, `lowbench results table`, the site's leade
 Pareto marks, ablation, charts and downloads).
 
 A column's name carries its unit (``latency_median_ms``); its entry says how it is shown (header,
-unit, divisor, format), which direction is better, how much it may move between commits before
-the history flags a change (noise band), where an evaluate record holds it, which asv benchmark
-it is ingested from, and on which views it appears. Adding a metric is one entry in
+unit, divisor, format), which direction is better, the smallest change a comparison reports
+(minimum effect) and which raw values it tests, where an evaluate record holds it, which asv
+benchmark it is ingested from, and on which views it appears. Adding a metric is one entry in
 :data:`COLUMNS` (see docs/results.md, "Adding a column").
 
 Every reader looks the catalogue up when it runs (:func:`column`, :func:`metric_names`,
@@ -23,9 +23,14 @@ from typing import Any, Literal
 from lowbench.units import BYTES_PER_MIB, SIZE_UNIT
 
 Direction = Literal["higher", "lower"]
-#: Relative band (fraction of the previous value) and absolute floor (the column's unit) of a
+#: Minimum effect (fraction of the previous value, and absolute floor in the column's unit) of a
 #: column that names none.
-DEFAULT_NOISE = (0.05, 0.0)
+DEFAULT_MIN_EFFECT = (0.05, 0.0)
+#: What a comparison of two runs tests a column's raw values with: ``latency`` (every timed run:
+#: Mann-Whitney U) or ``per_pair`` (the value of each pair, ``quality.per_pair[].<name>``:
+#: Wilcoxon signed-rank on the pairs both runs scored); None: one value per run (the minimum
+#: effect alone decides).
+Samples = Literal["latency", "per_pair"]
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,16 @@ class Column:
     divisor: float = 1.0
     #: format of the shown value (``.2f``); None: by magnitude (see :func:`number`)
     fmt: str | None = None
-    #: history noise band: (relative to the previous value, absolute floor in this unit)
-    noise: tuple[float, float] = DEFAULT_NOISE
+    #: the smallest change a comparison reports (:mod:`lowbench.results.compare`): (fraction
+    #: of the previous value, absolute floor in this unit); (0, 0): exact, any change counts
+    min_effect: tuple[float, float] = DEFAULT_MIN_EFFECT
+    #: the raw values a comparison tests (:data:`Samples`); None: one value per run
+    samples: Samples | None = None
+    #: the machine's state moves this metric for every variant alike (a slower VM, a hotter
+    #: board): a comparison across many variants measures each net of their common shift
+    session_shift: bool = False
+    #: where a record holds the value's 95% interval ([lo, hi], this unit); None: no interval
+    ci: tuple[str, ...] | None = None
     #: precision at which Pareto marks compare values (None: exact)
     resolution: float | None = None
     #: a count (exact; asv's float is rounded to an int)
@@ -89,40 +102,49 @@ class Column:
 #: The catalogue, in display order (variant pages, downloads, history checks).
 COLUMNS: tuple[Column, ...] = (
     Column("psnr_db", "PSNR", "dB", "higher", ("quality", "psnr_db"), fmt=".2f",
-           noise=(0.0, 0.05), resolution=0.01, asv="Measures.track_psnr",
+           min_effect=(0.0, 0.05), samples="per_pair", ci=("quality", "ci", "psnr_db"),
+           resolution=0.01, asv="Measures.track_psnr",
            effect="difference", leaderboard=100, ablation=70, history=True, recent=True,
            results_table="psnr_db"),
-    Column("ssim", "SSIM", "", "higher", ("quality", "ssim"), fmt=".3f", noise=(0.0, 0.002),
+    Column("ssim", "SSIM", "", "higher", ("quality", "ssim"), fmt=".3f", min_effect=(0.0, 0.002),
+           samples="per_pair", ci=("quality", "ci", "ssim"),
            resolution=0.0001, asv="Measures.track_ssim", effect="difference", leaderboard=110,
            ablation=80, history=True, recent=True, results_table="ssim"),
     Column("latency_median_ms", "Latency median", "ms", "lower", record=("latency", "median_ms"),
-           noise=(0.02, 0.0), asv="Speed.time_forward", asv_factor=1e3, leaderboard=40,
-           ablation=10, history=True, recent=True, results_table="latency_median_ms"),
+           min_effect=(0.05, 0.0), samples="latency", session_shift=True,
+           ci=("latency", "ci", "median_ms"), asv="Speed.time_forward", asv_factor=1e3,
+           leaderboard=40, ablation=10, history=True, recent=True,
+           results_table="latency_median_ms"),
     Column("latency_p90_ms", "Latency p90", "ms", "lower", record=("latency", "p90_ms"),
-           noise=(0.05, 0.0), leaderboard=50, history=True),
+           min_effect=(0.10, 0.0), samples="latency", session_shift=True,
+           ci=("latency", "ci", "p90_ms"), leaderboard=50, history=True),
     Column("latency_p99_ms", "Latency p99", "ms", "lower", record=("latency", "p99_ms"),
-           noise=(0.10, 0.0)),
+           min_effect=(0.20, 0.0), samples="latency", session_shift=True),
     Column("end_to_end_ms", "End-to-end", "ms", "lower", record=("end_to_end", "total_ms"),
-           noise=(0.05, 0.0), asv="Speed.time_end_to_end", asv_factor=1e3, leaderboard=60,
-           ablation=20, history=True, recent=True, results_table="end_to_end_ms"),
+           min_effect=(0.05, 0.0), samples="per_pair", session_shift=True,
+           asv="Speed.time_end_to_end",
+           asv_factor=1e3, leaderboard=60, ablation=20, history=True, recent=True,
+           results_table="end_to_end_ms"),
     Column("peak_rss_mib", "Peak RSS", "MiB", "lower", record=("memory", "peak_rss_mib"),
-           noise=(0.03, 2.0), asv="Measures.track_peak_rss_mib", leaderboard=70, ablation=30,
+           min_effect=(0.03, 2.0), asv="Measures.track_peak_rss_mib", leaderboard=70, ablation=30,
            history=True, recent=True, results_table="peak_rss_mib"),
     Column("swap_peak_mib", "Peak swap", "MiB", "lower", record=("memory", "swap_peak_mib"),
-           noise=(0.10, 16.0), asv="Measures.track_swap_peak_mib", leaderboard=80,
+           min_effect=(0.10, 16.0), asv="Measures.track_swap_peak_mib", leaderboard=80,
            ablation=40, history=True, results_table="swap_peak_mib"),
     Column("energy_per_inference_net_mj", "Energy/image net", "mJ", "lower",
-           record=("energy", "energy_per_inference_net_mj"), noise=(0.05, 0.0),
+           record=("energy", "energy_per_inference_net_mj"), min_effect=(0.05, 0.0),
+           session_shift=True,
            asv="Energy.track_energy_mj", leaderboard=90, ablation=50, history=True,
            recent=True, results_table="energy_per_inference_net_mj"),
     Column("energy_per_inference_gross_mj", "Energy/image gross", "mJ", "lower",
-           record=("energy", "energy_per_inference_gross_mj"), noise=(0.05, 0.0)),
+           record=("energy", "energy_per_inference_gross_mj"), min_effect=(0.05, 0.0),
+           session_shift=True),
     Column("params", "Params", "M", "lower", record=("size", "params"), divisor=1e6,
-           noise=(0.0, 0.0), integer=True, asv="Measures.track_params", leaderboard=10),
-    Column("macs", "MACs", "G", "lower", record=("size", "macs"), divisor=1e9, noise=(0.0, 0.0),
-           integer=True, leaderboard=20),
+           min_effect=(0.0, 0.0), integer=True, asv="Measures.track_params", leaderboard=10),
+    Column("macs", "MACs", "G", "lower", record=("size", "macs"), divisor=1e9,
+           min_effect=(0.0, 0.0), integer=True, leaderboard=20),
     Column("size_bytes", "Size", SIZE_UNIT, "lower", record=("size", "size_bytes"),
-           divisor=float(BYTES_PER_MIB), fmt=".2f", noise=(0.0, 0.0), integer=True,
+           divisor=float(BYTES_PER_MIB), fmt=".2f", min_effect=(0.0, 0.0), integer=True,
            asv="Measures.track_size_bytes", leaderboard=30, ablation=60, history=True,
            results_table="size_mib"),
     # asv's own peak memory (max RSS) of its forward benchmark: rows read from asv only
@@ -132,7 +154,7 @@ COLUMNS: tuple[Column, ...] = (
     # (issue 18; null for eager torch): on the variant pages, downloads and `results table`, not
     # on the leaderboard (a one-off cost, not per image) nor in the ablation (eager has none)
     Column("build_s", "Build", "s", "lower", record=("variant", "runtime", "build_s"),
-           noise=(0.5, 1.0), results_table="build_s", optional=True),
+           min_effect=(0.5, 1.0), results_table="build_s", optional=True),
 )
 
 #: ``psnr_<ratio>_db``: the PSNR of one exposure ratio of the task (quality.per_ratio).
@@ -243,10 +265,18 @@ class _Directions(Mapping[str, Direction | None]):
 DIRECTIONS: Mapping[str, Direction | None] = _Directions()
 
 
-def noise(metric: str) -> tuple[float, float]:
-    """The history noise band of ``metric``: (relative, absolute floor in its unit)."""
+def min_effect(metric: str) -> tuple[float, float]:
+    """The smallest change of ``metric`` a comparison reports: (fraction of the previous value,
+    absolute floor in its unit)."""
     col = column(metric)
-    return DEFAULT_NOISE if col is None else col.noise
+    return DEFAULT_MIN_EFFECT if col is None else col.min_effect
+
+
+def min_change(metric: str, before: float) -> float:
+    """The smallest change (the metric's unit) from ``before`` that a comparison reports:
+    max(fraction x |before|, floor); 0 for an exact metric (any change counts)."""
+    rel, floor = min_effect(metric)
+    return max(rel * abs(before), floor)
 
 
 def header(metric: str) -> str:

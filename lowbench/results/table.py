@@ -122,6 +122,15 @@ def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
         row[c.name] = v
     row["latency_std_ms"] = lat.get("std_ms")
     row["latency_n"] = lat.get("n")
+    # the raw values a comparison tests (lowbench.results.compare), shared, not copied
+    row["latency_samples_ms"] = lat.get("samples_ms")
+    row["per_pair"] = quality.get("per_pair")
+    for c in metrics:
+        if c.ci is not None:
+            v = record
+            for key in c.ci:
+                v = v.get(key) if isinstance(v, dict) else None
+            row[f"{c.name}_ci"] = v
     row["reasons"] = reasons
     row["gallery"] = record.get("gallery") or []
     for label, stats in sorted((quality.get("per_ratio") or {}).items()):

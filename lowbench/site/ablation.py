@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lowbench.results.columns import column, direction, header, noise, number, view
+from lowbench.results.columns import column, direction, header, min_change, number, view
 from lowbench.site.model import Latest, Variant, variant_of
 
 BASELINE = Variant("sid", "fp32")
@@ -109,12 +109,11 @@ def _difference_text(value: float, metric: str) -> str:
 
 def effect(before: float | None, after: float | None, metric: str) -> Effect:
     """The effect of going from ``before`` to ``after`` on ``metric``, classed 'better',
-    'worse' or 'same' (within the history noise band of the metric)."""
+    'worse' or 'same' (a change smaller than the metric's minimum effect)."""
     if before is None or after is None:
         return Effect(None, "n/a", "na", "not measured for both variants")
     title = f"{number(before, metric)} -> {number(after, metric)}"
-    rel, floor = noise(metric)
-    band = max(rel * abs(before), floor)
+    band = min_change(metric, before)
     sign = 1 if direction(metric) == "higher" else -1
     diff = after - before
     cls = "same" if abs(diff) <= band else ("better" if sign * diff > 0 else "worse")

@@ -1,12 +1,14 @@
-"""Each metric of each variant across commits, per task x machine, and the changes that exceed
-the measurement noise (regressions and improvements, in each metric's direction).
+"""Each metric of each variant across commits, per task x machine, and the changes that are
+real and large enough to report (regressions and improvements, in each metric's direction).
 
 Commits are ordered by ``commit_position`` (never by date); commits without a position come
 after, ordered by their first run's creation time. At a commit with several runs of a variant,
-the latest run counts. A change is flagged between consecutive commits at which the variant was
-measured: |after - before| > band, where band is defined per metric by the catalogue
-(``Column.noise`` in :mod:`lowbench.results.columns`; see :func:`band_definitions`, printed on
-the history page).
+the latest evaluate run counts (else the latest asv run). Consecutive commits at which a
+variant was measured are compared by :mod:`lowbench.results.compare`, the one decision
+`lowbench results compare` makes too: a rank test on the runs' raw values where they kept
+them, the catalogue's minimum effect, each variant net of the common session shift of every
+variant compared between the same two commits; the shifts themselves are listed apart
+(:attr:`HistoryTable.shifts`).
 """
 
 from __future__ import annotations
@@ -18,36 +20,33 @@ from typing import Any
 
 import numpy as np
 
-from lowbench.results.columns import direction, metric_names, noise
+from lowbench.results.columns import column, metric_names, min_effect
+from lowbench.results.compare import ALPHA, SHIFT_MIN_VARIANTS, Verdict, compare_many
 from lowbench.site.model import Table, Variant, commit_label, recency, variant_of
 
-#: sqrt(pi / 2): the standard error of a sample median over that of the mean (normal samples).
-MEDIAN_SE_FACTOR = math.sqrt(math.pi / 2)
-#: Multiples of the standard error that count as a real change for latency_median_ms.
-SIGMAS = 3.0
-#: The metric whose band also uses the runs' own spread (latency_std_ms, latency_n): see
-#: band_definitions.
-SPREAD_METRIC = "latency_median_ms"
-#: Relative band of latency_median_ms when a run lacks its spread (std_ms or n).
-LATENCY_NO_STD_BAND = 0.05
 
-
-def band_definitions(metrics: Iterable[str] | None = None) -> list[tuple[str, str]]:
-    """(metric, definition) of the noise band of each of ``metrics`` (default: every metric of
-    the catalogue), for the history pages."""
+def rule_definitions(metrics: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """(metric, how a change of it is decided) for each of ``metrics`` (default: every metric
+    of the catalogue), for the history pages."""
     out = []
     for metric in metric_names() if metrics is None else metrics:
-        rel, floor = noise(metric)
-        if metric == SPREAD_METRIC:
-            text = (f"max({SIGMAS:g} x {MEDIAN_SE_FACTOR:.4f} x sqrt(s1^2/n1 + s2^2/n2), "
-                    f"{rel:.0%} x before), where s = std_ms and n = samples of each run "
-                    f"(the standard error of the difference of two medians); "
-                    f"{LATENCY_NO_STD_BAND:.0%} x before when a run lacks std_ms or n")
-        elif rel == 0 and floor == 0:
-            text = "any change (a count: it is exact, not measured)"
+        col = column(metric)
+        rel, floor = min_effect(metric)
+        if rel == 0 and floor == 0:
+            out.append((metric, "any change (a count: it is exact, not measured)"))
+            continue
+        parts = ([f"{rel:.0%} x before"] if rel else []) + ([f"{floor:g}"] if floor else [])
+        text = "at least " + (parts[0] if len(parts) == 1 else f"max({', '.join(parts)})")
+        if col is not None and col.samples == "latency":
+            text += (f", and Mann-Whitney U on the two runs' timed samples p < {ALPHA} "
+                     "(runs without samples: the minimum effect alone)")
+        elif col is not None and col.samples == "per_pair":
+            text += (f", and Wilcoxon signed-rank on the pairs both runs scored p < {ALPHA}")
         else:
-            parts = ([f"{rel:.0%} x before"] if rel else []) + ([f"{floor:g}"] if floor else [])
-            text = parts[0] if len(parts) == 1 else f"max({', '.join(parts)})"
+            text += " (one value per run: the minimum effect alone)"
+        if col is not None and col.session_shift:
+            text += (f"; net of the common shift of every variant compared between the same "
+                     f"two commits (>= {SHIFT_MIN_VARIANTS} variants)")
         out.append((metric, text))
     return out
 
@@ -63,9 +62,14 @@ class Change:
     after_index: int
     before: float | str
     after: float | str
-    band: float | None
-    #: "regression", "improvement" (beyond the band), "broke" (ok -> failed), "fixed"
+    #: the smallest change reported (the metric's unit); None for a status change
+    threshold: float | None
+    #: "regression", "improvement" (real and large enough), "broke" (ok -> failed), "fixed"
     kind: str
+    #: the comparison's reasoning (test, p-value, effect, shift removed)
+    reason: str = ""
+    #: the common session shift the change was judged net of (a factor on ``after``)
+    shift: float = 1.0
 
     @property
     def delta(self) -> float | None:
@@ -123,6 +127,9 @@ class HistoryTable:
     table: Table
     commits: list[Commit]
     series: list[Series]
+    #: common session shifts at least a metric's minimum effect: (before index, after index,
+    #: verdict of kind "shift"; every variant moved together)
+    shifts: list[tuple[int, int, Verdict]] = field(default_factory=list)
 
     @property
     def changes(self) -> list[Change]:
@@ -169,47 +176,6 @@ def _order_commits(rows: list[dict[str, Any]]) -> list[Commit]:
     return [Commit(sha, pos, dirty) for sha, (pos, dirty, _) in order]
 
 
-def noise_band(metric: str, before: np.ndarray, std: tuple[np.ndarray, np.ndarray] | None = None,
-               n: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """The band (metric's unit) a change from ``before`` must exceed; arrays over pairs of
-    consecutive commits. ``std``/``n``: latency spread (ms) and samples before/after."""
-    rel, floor = noise(metric)
-    base = np.abs(before)
-    if metric != SPREAD_METRIC:
-        return np.maximum(rel * base, floor)
-    band = LATENCY_NO_STD_BAND * base
-    if std is not None and n is not None:
-        s1, s2 = std
-        n1, n2 = n
-        with np.errstate(invalid="ignore", divide="ignore"):
-            se = np.sqrt(s1 ** 2 / n1 + s2 ** 2 / n2)
-        stat = np.maximum(SIGMAS * MEDIAN_SE_FACTOR * se, rel * base)
-        known = np.isfinite(se) & (n1 > 0) & (n2 > 0)
-        band = np.where(known, stat, band)
-    return np.maximum(band, floor)
-
-
-def _detect(series: Series, metric: str, std: np.ndarray, n: np.ndarray) -> list[Change]:
-    vals = series.values[metric]
-    idx = np.flatnonzero(~np.isnan(vals))
-    if idx.size < 2:
-        return []
-    a, b = vals[idx[:-1]], vals[idx[1:]]
-    if metric == SPREAD_METRIC:
-        band = noise_band(metric, a, (std[idx[:-1]], std[idx[1:]]), (n[idx[:-1]], n[idx[1:]]))
-    else:
-        band = noise_band(metric, a)
-    delta = b - a
-    hits = np.flatnonzero(np.abs(delta) > band)
-    lower = direction(metric) == "lower"
-    out = []
-    for k in hits.tolist():
-        worse = delta[k] > 0 if lower else delta[k] < 0
-        out.append(Change(series.variant, metric, int(idx[k]), int(idx[k + 1]), float(a[k]),
-                          float(b[k]), float(band[k]), "regression" if worse else "improvement"))
-    return out
-
-
 def _status_changes(series: Series) -> list[Change]:
     out = []
     prev: tuple[int, str] | None = None
@@ -223,9 +189,15 @@ def _status_changes(series: Series) -> list[Change]:
     return out
 
 
+def _preference(row: dict[str, Any]) -> tuple:
+    """Which of a variant's runs at one commit the history compares: an evaluate record first
+    (it keeps the raw values a comparison tests; an asv row keeps none), then the latest."""
+    return (row.get("source") == "evaluate", recency(row))
+
+
 def build_history(table: Table, metrics: tuple[str, ...] | None = None) -> HistoryTable:
-    """Series of every variant of ``table`` over its commits, with flagged changes of
-    ``metrics`` (default: every metric of the catalogue)."""
+    """Series of every variant of ``table`` over its commits, with the changes of ``metrics``
+    (default: every metric of the catalogue) that :mod:`lowbench.results.compare` reports."""
     if metrics is None:
         metrics = metric_names()
     commits = _order_commits(table.rows)
@@ -235,10 +207,13 @@ def build_history(table: Table, metrics: tuple[str, ...] | None = None) -> Histo
         per = chosen.setdefault(variant_of(row), {})
         ci = index[row["commit"]]
         cur = per.get(ci)
-        if cur is None or recency(row) > recency(cur):
+        if cur is None or _preference(row) > _preference(cur):
             per[ci] = row
     n_commits = len(commits)
     out: list[Series] = []
+    # consecutive measured commits of every variant, grouped by the pair of commits
+    steps: dict[tuple[int, int], dict[Variant, tuple[dict[str, Any], dict[str, Any]]]] = {}
+    by_variant: dict[Variant, Series] = {}
     for variant in sorted(chosen, key=Variant.sort_key):
         per = chosen[variant]
         cis = sorted(per)
@@ -248,16 +223,27 @@ def build_history(table: Table, metrics: tuple[str, ...] | None = None) -> Histo
         chosen_rows = [per[ci] for ci in cis]
         failed = np.array([r["status"] != "ok" for r in chosen_rows], dtype=bool)
         values = {}
-        for metric in (*metrics, "latency_std_ms", "latency_n"):
+        for metric in metrics:
             arr = np.full(n_commits, np.nan)
             arr[cis] = _column(chosen_rows, metric, failed)
             values[metric] = arr
         statuses = [None if r is None else r["status"] for r in rows_at]
-        std, n = values.pop("latency_std_ms"), values.pop("latency_n")
         series = Series(variant, values, statuses, rows_at)
-        changes = _status_changes(series)
-        for metric in metrics:
-            changes.extend(_detect(series, metric, std, n))
-        series.changes = changes
+        series.changes = _status_changes(series)
+        ok = [ci for ci in cis if per[ci]["status"] == "ok"]
+        for i, j in zip(ok, ok[1:], strict=False):
+            steps.setdefault((i, j), {})[variant] = (per[i], per[j])
+        by_variant[variant] = series
         out.append(series)
-    return HistoryTable(table, commits, out)
+    shifts: list[tuple[int, int, Verdict]] = []
+    for (i, j), pairs in steps.items():
+        verdicts, common = compare_many(pairs, metrics)
+        shifts.extend((i, j, v) for v in common if v.kind == "shift")
+        for variant, vs in verdicts.items():
+            series = by_variant[variant]
+            for v in vs:
+                if v.flagged:
+                    series.changes.append(Change(series.variant, v.metric, i, j, v.before,
+                                                 v.after, v.threshold, v.kind, v.reason,
+                                                 v.shift))
+    return HistoryTable(table, commits, out, sorted(shifts, key=lambda s: (s[1], s[0])))

@@ -20,14 +20,14 @@ from lowbench.results.columns import (
     direction,
     header,
     metric_names,
-    noise,
+    min_effect,
     number,
     shown,
     view,
 )
 from lowbench.results.runtime_fields import EAGER, has_runtime
 from lowbench.site.gallery import ImageStore
-from lowbench.site.history import Change, HistoryTable, band_definitions
+from lowbench.site.history import Change, HistoryTable, rule_definitions
 from lowbench.site.model import (
     MODEL_ORDER,
     QUANT_ORDER,
@@ -53,7 +53,7 @@ MAX_CHANGES = 500
 CHANGE_COLUMNS = ("task", "task_version", "task_digest", "machine", "machine_id", "model",
                   "quant", "runtime", "preprocess", "checkpoint", "pairs", "metric",
                   "before_commit", "after_commit", "before_position", "after_position", "before",
-                  "after", "delta", "relative", "band", "kind")
+                  "after", "delta", "relative", "threshold", "kind", "reason")
 
 
 def environment() -> jinja2.Environment:
@@ -132,9 +132,9 @@ def change_ctx(c: Change, h: HistoryTable, href: str) -> dict[str, Any]:
         "after_v": "" if is_status else repr(c.after),
         "rel_v": "" if rel is None else repr(rel),
         "rel": "" if rel is None else (f"{rel:+.1%}" if c.before else ""),
-        "band_v": "" if c.band is None else repr(c.band),
-        "band": "" if c.band is None else number(c.band, c.metric),
-        "kind": c.kind,
+        "threshold_v": "" if c.threshold is None else repr(c.threshold),
+        "threshold": "" if c.threshold is None else number(c.threshold, c.metric),
+        "kind": c.kind, "reason": c.reason,
     }
 
 
@@ -143,7 +143,7 @@ def _mark_text(c: Change, h: HistoryTable) -> str:
     if c.metric == "status":
         return f"{after.label}: {c.before} -> {c.after} ({c.kind})"
     return (f"{after.label}: {number(c.before, c.metric)} -> {number(c.after, c.metric)} "
-            f"{header(c.metric)} ({c.kind}, band {number(c.band, c.metric)})")
+            f"{header(c.metric)} ({c.kind}: {c.reason})")
 
 
 def _changes_latest_first(changes: Iterable[Change]) -> list[Change]:
@@ -339,20 +339,20 @@ def history_page(w: Writer, h: HistoryTable, hrefs: dict) -> dict[str, Any]:
 
 
 def _min_span(metric: str, finite: np.ndarray) -> float:
-    """Smallest y range of a history chart: four noise bands around the median value, so that
-    noise inside the band draws as a nearly flat line and real changes stand out."""
+    """Smallest y range of a history chart: four minimum effects around the median value, so
+    that changes too small to report draw as a nearly flat line and real changes stand out."""
     if finite.size == 0:
         return 0.0
-    rel, floor = noise(metric)
+    rel, floor = min_effect(metric)
     mid = abs(float(np.median(finite)))
     return 4 * max(rel * mid, floor, 0.01 * mid)
 
 
 def bands(rows: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
-    """The noise-band definitions for the pages of ``rows``: of every metric they show
+    """How a change is decided, for the pages of ``rows``: of every metric they show
     (:func:`lowbench.results.columns.shown`)."""
     return [{"metric": header(m), "direction": direction(m) or "-", "text": text}
-            for m, text in band_definitions(shown(metric_names(), rows))]
+            for m, text in rule_definitions(shown(metric_names(), rows))]
 
 
 def change_columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
@@ -378,5 +378,6 @@ def changes_rows(histories: list[HistoryTable]) -> list[dict[str, Any]]:
                         "metric": c.metric, "before_commit": a.sha, "after_commit": b.sha,
                         "before_position": a.position, "after_position": b.position,
                         "before": c.before, "after": c.after, "delta": c.delta,
-                        "relative": c.relative, "band": c.band, "kind": c.kind})
+                        "relative": c.relative, "threshold": c.threshold, "kind": c.kind,
+                        "reason": c.reason})
     return out

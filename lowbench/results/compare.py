@@ -1,0 +1,239 @@
+"""Did a metric change between two runs? The one decision `lowbench results compare`, the history
+page and the A/A tests share (issue 20).
+
+A change is reported only when it is both **real** and **large enough**:
+
+- *real*: a two-sided rank test on the runs' raw values rejects "no change" at :data:`ALPHA`:
+  Mann-Whitney U on the timed runs of the latency loop, Wilcoxon's signed-rank test on the
+  per-pair values (PSNR, SSIM, end-to-end time) of the pairs both runs scored. A timing metric
+  (one the machine's state moves) whose runs kept no raw values (records from before issue 20,
+  asv rows) is ``n/a`` (untested), never flagged on its summary alone; quality without per-pair
+  values (a deterministic score of the same pairs) and a metric with one value per run (peak
+  RSS, energy, size) are judged on the minimum effect alone, and the verdict says so;
+- *large enough*: the change is at least the metric's minimum effect (the catalogue's
+  ``Column.min_effect``: a fraction of the previous value and an absolute floor); an exact
+  metric (size, parameters, MACs) changes at any difference.
+
+Direction comes from the catalogue: a worse value is a regression, a better one an improvement.
+
+**Session shift.** Between two sessions a shared VM or a warmer board moves every variant's
+timing together. Across a set of variants measured at both commits (:func:`compare_many`), the
+common shift of a ``Column.session_shift`` metric is the median over the variants of
+log(after / before); each variant is judged net of it (its samples rescaled by the shift
+before the rank test), and the shift itself is reported as one verdict of its own, never
+hidden: a harness change that slows every variant shows there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from lowbench.results.columns import Column, column, metric_names, min_change
+from lowbench.stats import TestResult, mann_whitney, paired_signed_rank
+
+#: Significance level of the rank tests (two-sided).
+ALPHA = 0.01
+#: Fewest variants measured at both commits for a common session shift to be estimated.
+SHIFT_MIN_VARIANTS = 3
+
+Kind = Literal["regression", "improvement", "same", "n/a", "shift"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One metric of one variant, ``before`` -> ``after`` (the metric's unit)."""
+
+    metric: str
+    before: float | None
+    after: float | None
+    #: regression / improvement (real and large enough), same, n/a (a value is missing), shift
+    #: (the common session shift of many variants, :func:`compare_many`)
+    kind: Kind
+    #: the smallest change reported here (the metric's unit)
+    threshold: float | None = None
+    #: the rank test, when the runs kept raw values
+    test: TestResult | None = None
+    #: the common session shift removed before judging (a factor, 1.0: none)
+    shift: float = 1.0
+    #: why the verdict is what it is, in words
+    reason: str = ""
+
+    @property
+    def delta(self) -> float | None:
+        """after - before (the metric's unit)."""
+        if self.before is None or self.after is None:
+            return None
+        return self.after - self.before
+
+    @property
+    def relative(self) -> float | None:
+        """(after - before) / |before| (None when before is 0 or missing)."""
+        d = self.delta
+        return None if d is None or not self.before else d / abs(self.before)
+
+    @property
+    def bad(self) -> bool:
+        """A regression."""
+        return self.kind == "regression"
+
+    @property
+    def flagged(self) -> bool:
+        """A regression or an improvement."""
+        return self.kind in ("regression", "improvement")
+
+
+def _value(row: Mapping[str, Any], metric: str) -> float | None:
+    v = row.get(metric)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def latency_samples(row: Mapping[str, Any]) -> np.ndarray | None:
+    """The row's timed runs (ms), or None when its record kept none."""
+    s = row.get("latency_samples_ms")
+    return np.asarray(s, dtype=np.float64) if s else None
+
+
+def pair_values(row: Mapping[str, Any], metric: str) -> dict[str, float]:
+    """pair -> ``metric`` (psnr_db, ssim) of every pair the row scored."""
+    out = {}
+    for p in row.get("per_pair") or ():
+        v = p.get(metric)
+        if isinstance(v, (int, float)) and math.isfinite(v):
+            out[str(p["pair"])] = float(v)
+    return out
+
+
+def _rank_test(col: Column, before: Mapping[str, Any], after: Mapping[str, Any],
+               shift: float) -> tuple[TestResult | None, str]:
+    """The rank test of ``col`` on the raw values of two rows (the after-run's latency samples
+    divided by ``shift``), or None and why there is none."""
+    if col.samples == "latency":
+        a, b = latency_samples(before), latency_samples(after)
+        if a is None or b is None:
+            return None, "no timed samples in " + ("either run" if a is None and b is None
+                                                   else "the before run" if a is None
+                                                   else "the after run")
+        return mann_whitney(a, b / shift), f"{a.size} vs {b.size} timed runs"
+    if col.samples == "per_pair":
+        a, b = pair_values(before, col.name), pair_values(after, col.name)
+        common = sorted(a.keys() & b.keys())
+        if not common:
+            return None, "no per-pair values both runs share"
+        return (paired_signed_rank([a[k] for k in common], [b[k] / shift for k in common]),
+                f"{len(common)} pairs both runs scored")
+    return None, "one value per run"
+
+
+def compare_metric(metric: str, before: Mapping[str, Any], after: Mapping[str, Any], *,
+                   shift: float = 1.0, alpha: float = ALPHA) -> Verdict:
+    """The verdict of ``metric`` from row ``before`` to row ``after`` (rows of
+    :func:`lowbench.results.table.row_from_record`), net of a common session ``shift`` (a
+    factor on the after-run, applied to ``Column.session_shift`` metrics only)."""
+    col = column(metric)
+    if col is None:
+        raise KeyError(f"{metric!r} is not a metric of the catalogue")
+    v0, v1 = _value(before, metric), _value(after, metric)
+    if v0 is None or v1 is None:
+        missing = "before" if v0 is None else "after"
+        why = (before if v0 is None else after).get("reasons", {}).get(metric)
+        return Verdict(metric, v0, v1, "n/a",
+                       reason=f"no value {missing}" + (f": {why}" if why else ""))
+    shift = shift if col.session_shift else 1.0
+    net = v1 / shift
+    threshold = min_change(metric, v0)
+    test, basis = _rank_test(col, before, after, shift)
+    effect = net - v0
+    shift_note = f"; net of a common shift x{shift:.3f}" if shift != 1.0 else ""
+    if threshold == 0 and effect == 0 or threshold > 0 and abs(effect) < threshold:
+        return Verdict(metric, v0, v1, "same", threshold, test, shift,
+                       f"change {_fmt_change(effect, v0)} below the minimum effect"
+                       f"{shift_note}" if threshold else "unchanged (exact)")
+    if test is None and col.samples is not None and col.session_shift:
+        return Verdict(metric, v0, v1, "n/a", threshold, None, shift,
+                       f"untested: {basis} (records from before issue 20 kept none), and a "
+                       f"{_fmt_change(effect, v0)} change without them cannot be told from the "
+                       "runs' noise")
+    if test is not None:
+        if test.p_value is None:
+            return Verdict(metric, v0, v1, "n/a", threshold, test, shift,
+                           f"{test.test} not computable: {test.reason}")
+        if test.p_value >= alpha:
+            return Verdict(metric, v0, v1, "same", threshold, test, shift,
+                           f"{test.test} p={test.p_value:.3g} >= {alpha} on {basis}: the "
+                           f"{_fmt_change(effect, v0)} change is within the runs' spread"
+                           f"{shift_note}")
+        why = f"{test.test} p={test.p_value:.2g} < {alpha} on {basis}"
+    else:
+        why = f"{basis}: minimum effect only"
+    worse = effect > 0 if col.direction == "lower" else effect < 0
+    kind: Kind = "regression" if worse else "improvement"
+    return Verdict(metric, v0, v1, kind, threshold, test, shift,
+                   f"{_fmt_change(effect, v0)} >= minimum effect; {why}{shift_note}")
+
+
+def _fmt_change(effect: float, before: float) -> str:
+    if before:
+        return f"{effect / abs(before):+.1%}"
+    return f"{effect:+.4g}"
+
+
+def compare_rows(before: Mapping[str, Any], after: Mapping[str, Any],
+                 metrics: Iterable[str] | None = None, *, shifts: Mapping[str, float] | None = None,
+                 alpha: float = ALPHA) -> list[Verdict]:
+    """Verdicts of ``metrics`` (default: every metric of the catalogue) between two rows of one
+    variant, net of ``shifts`` (metric -> common factor, :func:`session_shifts`)."""
+    shifts = shifts or {}
+    return [compare_metric(m, before, after, shift=shifts.get(m, 1.0), alpha=alpha)
+            for m in (metric_names() if metrics is None else metrics)]
+
+
+def session_shifts(pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+                   metrics: Iterable[str] | None = None) -> dict[str, float]:
+    """metric -> the common factor after / before of ``pairs`` (rows of many variants measured
+    at the same two commits): exp(median of log(after / before)), for every
+    ``Column.session_shift`` metric that at least :data:`SHIFT_MIN_VARIANTS` pairs hold."""
+    out = {}
+    for metric in metric_names() if metrics is None else metrics:
+        col = column(metric)
+        if col is None or not col.session_shift:
+            continue
+        logs = []
+        for b, a in pairs:
+            v0, v1 = _value(b, metric), _value(a, metric)
+            if v0 and v1 and v0 > 0 and v1 > 0:
+                logs.append(math.log(v1 / v0))
+        if len(logs) >= SHIFT_MIN_VARIANTS:
+            out[metric] = math.exp(float(np.median(logs)))
+    return out
+
+
+def shift_verdict(metric: str, factor: float, variants: int) -> Verdict:
+    """The common session shift of ``metric`` as a verdict of its own: ``shift`` when it is at
+    least the metric's minimum effect (every variant moved together: the machine's state or
+    the harness), else ``same``."""
+    threshold = min_change(metric, 1.0)
+    kind: Kind = "shift" if abs(factor - 1.0) >= threshold and threshold > 0 else "same"
+    return Verdict(metric, 1.0, factor, kind, threshold, None, factor,
+                   f"median change of {variants} variants x{factor:.3f}: every variant moved "
+                   "together (the machine's state or the harness); each variant is judged net "
+                   "of it")
+
+
+def compare_many(pairs: Mapping[Any, tuple[Mapping[str, Any], Mapping[str, Any]]],
+                 metrics: Iterable[str] | None = None, *, alpha: float = ALPHA
+                 ) -> tuple[dict[Any, list[Verdict]], list[Verdict]]:
+    """Verdicts of many variants between the same two commits: key -> (before row, after row)
+    in, (key -> verdicts, the common session shifts as verdicts) out."""
+    metrics = tuple(metric_names() if metrics is None else metrics)
+    shifts = session_shifts(list(pairs.values()), metrics)
+    per = {k: compare_rows(b, a, metrics, shifts=shifts, alpha=alpha)
+           for k, (b, a) in pairs.items()}
+    common = [shift_verdict(m, f, len(pairs)) for m, f in shifts.items()]
+    return per, common
