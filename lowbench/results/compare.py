@@ -159,7 +159,7 @@ def compare_metric(metric: str, before: Mapping[str, Any], after: Mapping[str, A
         return Verdict(metric, v0, v1, "n/a", threshold, None, shift,
                        f"untested: {basis} (records from before issue 20 kept none), and a "
                        f"{_fmt_change(effect, v0)} change without them cannot be told from the "
-                       "runs' noise")
+                       f"runs' noise{shift_note}")
     if test is not None:
         if test.p_value is None:
             return Verdict(metric, v0, v1, "n/a", threshold, test, shift,
@@ -237,3 +237,38 @@ def compare_many(pairs: Mapping[Any, tuple[Mapping[str, Any], Mapping[str, Any]]
            for k, (b, a) in pairs.items()}
     common = [shift_verdict(m, f, len(pairs)) for m, f in shifts.items()]
     return per, common
+
+
+# -- choosing the runs to compare (`lowbench results compare`, the history page) -------------
+
+#: What identifies a variant's run apart from its commit: two runs compared must agree on all.
+VARIANT_KEY = ("machine_id", "task", "task_version", "task_digest", "crop", "model", "quant",
+               "runtime", "tiling", "memory_limit", "checkpoint", "pairs", "pairs_total")
+
+
+def preference(row: Mapping[str, Any]) -> tuple:
+    """Which of a variant's runs at one commit a comparison uses (larger first): an evaluate
+    record (it keeps the raw values the tests need; an asv row keeps none), then the latest by
+    commit position, creation time and run id."""
+    pos = row.get("commit_position")
+    return (row.get("source") == "evaluate", pos is not None, pos or 0,
+            str(row.get("created_utc")), str(row.get("run_id")))
+
+
+def latest_per_variant(rows: Iterable[Mapping[str, Any]]) -> dict[tuple, Mapping[str, Any]]:
+    """variant key (:data:`VARIANT_KEY`) -> the preferred run of ``rows`` (:func:`preference`)."""
+    out: dict[tuple, Mapping[str, Any]] = {}
+    for row in rows:
+        if row.get("status") != "ok":
+            continue
+        key = tuple(row.get(k) for k in VARIANT_KEY)
+        if key not in out or preference(row) > preference(out[key]):
+            out[key] = row
+    return out
+
+
+def pair_runs(before: Iterable[Mapping[str, Any]], after: Iterable[Mapping[str, Any]]
+              ) -> dict[tuple, tuple[Mapping[str, Any], Mapping[str, Any]]]:
+    """variant key -> (before run, after run) for every variant both sets measured."""
+    b, a = latest_per_variant(before), latest_per_variant(after)
+    return {k: (b[k], a[k]) for k in sorted(b.keys() & a.keys(), key=str)}

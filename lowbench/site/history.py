@@ -21,8 +21,14 @@ from typing import Any
 import numpy as np
 
 from lowbench.results.columns import column, metric_names, min_effect
-from lowbench.results.compare import ALPHA, SHIFT_MIN_VARIANTS, Verdict, compare_many
-from lowbench.site.model import Table, Variant, commit_label, recency, variant_of
+from lowbench.results.compare import (
+    ALPHA,
+    SHIFT_MIN_VARIANTS,
+    Verdict,
+    compare_many,
+    preference,
+)
+from lowbench.site.model import Table, Variant, commit_label, variant_of
 
 
 def rule_definitions(metrics: Iterable[str] | None = None) -> list[tuple[str, str]]:
@@ -189,12 +195,6 @@ def _status_changes(series: Series) -> list[Change]:
     return out
 
 
-def _preference(row: dict[str, Any]) -> tuple:
-    """Which of a variant's runs at one commit the history compares: an evaluate record first
-    (it keeps the raw values a comparison tests; an asv row keeps none), then the latest."""
-    return (row.get("source") == "evaluate", recency(row))
-
-
 def build_history(table: Table, metrics: tuple[str, ...] | None = None) -> HistoryTable:
     """Series of every variant of ``table`` over its commits, with the changes of ``metrics``
     (default: every metric of the catalogue) that :mod:`lowbench.results.compare` reports."""
@@ -207,7 +207,7 @@ def build_history(table: Table, metrics: tuple[str, ...] | None = None) -> Histo
         per = chosen.setdefault(variant_of(row), {})
         ci = index[row["commit"]]
         cur = per.get(ci)
-        if cur is None or _preference(row) > _preference(cur):
+        if cur is None or preference(row) > preference(cur):
             per[ci] = row
     n_commits = len(commits)
     out: list[Series] = []
