@@ -332,8 +332,9 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
         dist.barrier()
     return {"model": recipe.model, "steps": recipe.steps, "loss": loss_value,
             "val_psnr_db": val_psnr, "checkpoint": str(out), "rank": rank, "world_size": world,
-            "weights_sha": weights_digest(model), "start_step": start_step,
-            "cost": None if cost is None else {**cost, "steps_metered": recipe.steps - start_step}}
+            "start_step": start_step,
+            "cost": None if cost is None else {**cost, "steps_metered": recipe.steps - start_step},
+            "weights_sha": weights_digest(model)}  # last: the printed line ends in the digest
 
 
 def _float_start(model_name: str, init: str | None) -> Path:

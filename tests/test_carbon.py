@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import REPO, assert_one_line_error, lowbench
+from site_fixtures import make_record
+
 from lowbench.energy.carbon import (
     NO_INTENSITY_REASON,
     GridIntensity,
@@ -28,7 +29,6 @@ from lowbench.errors import LowbenchError
 from lowbench.results.columns import shown
 from lowbench.results.records import validate
 from lowbench.results.table import row_from_record
-from site_fixtures import make_record
 
 REPLAY = Path(__file__).parent / "fixtures" / "tegrastats_replay.py"
 

@@ -114,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
 
         command = shlex.join(portable_command(["lowbench", *sys.argv[1:]]))
         record = training_record(summary, asdict(recipe), Path(args.out), command)
-        summary["record"] = str(write_training_record(record, record_dir))
+        path = write_training_record(record, record_dir)
+        summary = {**{k: v for k, v in summary.items() if k != "weights_sha"},
+                   "record": str(path), "weights_sha": summary["weights_sha"]}  # digest last
     if rank == 0 or os.environ.get("LOWBENCH_PRINT_ALL_RANKS"):
         # one write per summary: print() writes the text and the newline separately, so two
         # ranks sharing an unbuffered stdout could interleave their lines
