@@ -75,7 +75,9 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
              limit: int | None = None, device: str = "cpu", threads: int | None = None,
              memory: bool = True, energy: bool = True,
              out: str | os.PathLike[str] | None = None,
-             latency_budget_s: float = 2.0, latency_min_runs: int = 10) -> dict[str, Any]:
+             latency_budget_s: float = 2.0, latency_min_runs: int = 10,
+             grid_intensity_g_per_kwh: float | None = None,
+             grid_region: str | None = None) -> dict[str, Any]:
     """Measure one variant on one task, as ``lowbench evaluate`` does, and return its record.
 
     ``model``/``quant``: see :mod:`lowbench.models.registry` (``lowbench list models|quants``;
@@ -85,7 +87,10 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
     (default: the shipped reference weights); ``limit``: score only the first N pairs; ``threads``:
     torch intra-op threads; ``memory``/``energy``: False skips the clean memory worker / the energy
     meter (their figures are then null with the reason); ``latency_budget_s`` (s) and
-    ``latency_min_runs``: timed forward passes until both are reached. The record (schema
+    ``latency_min_runs``: timed forward passes until both are reached;
+    ``grid_intensity_g_per_kwh`` (gCO2e/kWh) or ``grid_region`` (ISO-3166 alpha-3, read from
+    codecarbon's bundled data): the record's ``carbon`` section gets gCO2e per 1,000 images
+    (none given: null with the reason). The record (schema
     ``lowbench/schema/record-v1.json``; units in key names: ms, MiB, mJ, dB) is written atomically
     with its gallery PNGs into ``out`` (default: the user results store, ``$LOWBENCH_RESULTS``, as
     the command line) and returned; ``record["status"]`` is ``ok``, ``failed`` (NaN/Inf output) or
@@ -111,6 +116,9 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
     if model == "libraw" and checkpoint is not None:
         raise LowbenchError(f"libraw has no weights, so checkpoint={os.fspath(checkpoint)!r} "
                             "would be ignored; drop it or pick a learned model")
+    from lowbench.energy.carbon import grid_intensity
+
+    grid = grid_intensity(grid_intensity_g_per_kwh, grid_region)
     task = os.fspath(task)
     ckpt = None if checkpoint is None else os.fspath(checkpoint)
     root = None if data_root is None else os.fspath(data_root)
@@ -122,7 +130,7 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
 
     cfg = EvalConfig(model=model, quant=quant, runtime=runtime, task=task, data_root=root,
                      checkpoint=ckpt, device=device, threads=threads, limit=limit,
-                     memory=memory, energy=energy,
+                     memory=memory, energy=energy, grid=grid,
                      latency_budget_s=float(latency_budget_s), latency_min_runs=latency_min_runs,
                      command=_command(model, quant, task, ckpt, root, limit, device, threads,
                                       memory, energy, folder, latency_budget_s,

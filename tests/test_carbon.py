@@ -224,3 +224,11 @@ def test_grid_region_without_codecarbon_exits_2_before_torch(command: str,
     assert proc.stdout.strip() == "torch not imported"
     assert_one_line_error(proc, "codecarbon is not installed", "lowbench[carbon]",
                           "--grid-intensity")
+
+
+def test_python_api_checks_the_intensity_before_running(tmp_path: Path) -> None:
+    import lowbench
+
+    with pytest.raises(LowbenchError, match="finite number >= 0"):
+        lowbench.evaluate(model="light", grid_intensity_g_per_kwh=-1.0, out=tmp_path)
+    assert not any(tmp_path.iterdir())
