@@ -81,7 +81,9 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
              out: str | os.PathLike[str] | None = None,
              latency_budget_s: float = DEFAULT_BUDGET_S,
              latency_min_runs: int = DEFAULT_MIN_RUNS,
-             latency_target_rel: float | None = DEFAULT_TARGET_REL) -> dict[str, Any]:
+             latency_target_rel: float | None = DEFAULT_TARGET_REL,
+             grid_intensity_g_per_kwh: float | None = None,
+             grid_region: str | None = None) -> dict[str, Any]:
     """Measure one variant on one task, as ``lowbench evaluate`` does, and return its record.
 
     ``model``/``quant``: see :mod:`lowbench.models.registry` (``lowbench list models|quants``;
@@ -92,12 +94,15 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
     torch intra-op threads; ``memory``/``energy``: False skips the clean memory worker / the energy
     meter (their figures are then null with the reason); ``latency_budget_s`` (s, the cap),
     ``latency_min_runs`` (the floor) and ``latency_target_rel`` (stop once the median's 95%
-    interval is within +/- this fraction, after >= 64 runs; None: run the whole budget). The
-    record (schema ``lowbench/schema/record-v1.json``; units in key names: ms, MiB, mJ, dB) is
-    written atomically with its gallery PNGs into ``out`` (default: the user results store,
-    ``$LOWBENCH_RESULTS``, as the command line) and returned; ``record["status"]`` is ``ok``,
-    ``failed`` (NaN/Inf output) or ``unsupported`` (with ``record["failure"]["reason"]``).
-    Raises LowbenchError for bad input (unknown model, quant, task or device; missing data)."""
+    interval is within +/- this fraction, after >= 64 runs; None: run the whole budget);
+    ``grid_intensity_g_per_kwh`` (gCO2e/kWh) or ``grid_region`` (ISO-3166 alpha-3, read from
+    codecarbon's bundled data): the record's ``carbon`` section gets gCO2e per 1,000 images
+    (none given: null with the reason). The record (schema ``lowbench/schema/record-v1.json``;
+    units in key names: ms, MiB, mJ, dB) is written atomically with its gallery PNGs into
+    ``out`` (default: the user results store, ``$LOWBENCH_RESULTS``, as the command line) and
+    returned; ``record["status"]`` is ``ok``, ``failed`` (NaN/Inf output) or ``unsupported``
+    (with ``record["failure"]["reason"]``). Raises LowbenchError for bad input (unknown model,
+    quant, task or device; missing data)."""
     from lowbench.fsutil import check_output_folder
     from lowbench.models.registry import check_combination, parse_model, parse_quant
     from lowbench.paths import results_store
@@ -122,6 +127,9 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
     if model == "libraw" and checkpoint is not None:
         raise LowbenchError(f"libraw has no weights, so checkpoint={os.fspath(checkpoint)!r} "
                             "would be ignored; drop it or pick a learned model")
+    from lowbench.energy.carbon import grid_intensity
+
+    grid = grid_intensity(grid_intensity_g_per_kwh, grid_region)
     task = os.fspath(task)
     ckpt = None if checkpoint is None else os.fspath(checkpoint)
     root = None if data_root is None else os.fspath(data_root)
@@ -133,7 +141,7 @@ def evaluate(model: str, quant: str = "fp32", task: str = "synth", *,
 
     cfg = EvalConfig(model=model, quant=quant, runtime=runtime, task=task, data_root=root,
                      checkpoint=ckpt, device=device, threads=threads, limit=limit,
-                     memory=memory, energy=energy,
+                     memory=memory, energy=energy, grid=grid,
                      latency_budget_s=float(latency_budget_s), latency_min_runs=latency_min_runs,
                      latency_target_rel=latency_target_rel,
                      command=_command(model, quant, task, ckpt, root, limit, device, threads,

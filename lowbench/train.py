@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from lowbench.digest import weights_digest
+from lowbench.energy.run_meter import RunMeter
 from lowbench.errors import LowbenchError
 from lowbench.tensorfile import read_tensors, write_tensors
 
@@ -179,10 +180,14 @@ def _git_commit() -> str:
 def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str | None = None,
           resume: bool = False, scenes: int | None = None, val_every: int = 250,
           save_every: int = 250, threads: int | None = None, half: bool = False,
-          progress: bool = True) -> dict[str, Any]:
+          progress: bool = True, meter: RunMeter | None = None) -> dict[str, Any]:
     """Train one model and write its checkpoint (rank 0); returns a summary dict.
 
     ``val_psnr_db`` in the summary and the checkpoint is the mean PSNR (dB) on the held-out scenes.
+    With a ``meter`` (rank 0), the training loop runs inside one energy window: its ``energy``
+    (J, W, s) and ``carbon`` (g) sections go into the final checkpoint's metadata
+    (``training_cost``, JSON) and the summary (``cost``; None without a meter). The caller
+    closes the meter if training raises.
     """
     from lowbench.checkpoint import load_checkpoint, load_into, save_checkpoint
     from lowbench.models.registry import LEARNED_MODELS, build
@@ -267,6 +272,10 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
     bar = tqdm(total=recipe.steps, initial=start_step, desc=f"train {recipe.model}",
                disable=not (progress and rank == 0), unit="step")
     t0, seen = time.perf_counter(), 0
+    metered = meter is not None and rank == 0
+    cost: dict[str, Any] | None = None
+    if metered:
+        meter.start()
     ddp_model.train()
     loss_value = float("nan")
     for step in range(start_step, recipe.steps):
@@ -310,15 +319,22 @@ def train(recipe: Recipe, out: Path, *, data_root: str | None = None, init: str 
                 meta["qat_numerics"] = QAT_NUMERICS
             if teacher is not None:
                 meta["distill_teacher"] = str(Path(init) if init else "shipped checkpoint")
+            if metered and done == recipe.steps:  # the window closes before the last save
+                cost = meter.stop()
+                meta["training_cost"] = json.dumps({**cost, "steps_metered": done - start_step})
             save_checkpoint(out, recipe.model, _plain_state_dict(model, recipe), meta,
                             half=half)
             _save_optimizer(state_file, opt, done)
     bar.close()
+    if metered and cost is None:  # nothing left to train (a resumed, finished run)
+        cost = meter.stop()
     if world > 1:
         dist.barrier()
     return {"model": recipe.model, "steps": recipe.steps, "loss": loss_value,
             "val_psnr_db": val_psnr, "checkpoint": str(out), "rank": rank, "world_size": world,
-            "weights_sha": weights_digest(model)}
+            "start_step": start_step,
+            "cost": None if cost is None else {**cost, "steps_metered": recipe.steps - start_step},
+            "weights_sha": weights_digest(model)}  # last: the printed line ends in the digest
 
 
 def _float_start(model_name: str, init: str | None) -> Path:

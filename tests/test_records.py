@@ -199,8 +199,9 @@ def test_catalogue_directions_follow_the_units() -> None:
         if col.name in ("psnr_db", "ssim"):
             assert col.direction == "higher", col.name
         else:
-            assert col.name.endswith(("_ms", "_s", "_mib", "_mj", "_bytes")) or col.integer, (
-                col.name)
+            # gCO2e columns carry their unit (g) in front: gco2e_per_1k_net
+            assert (col.name.endswith(("_ms", "_s", "_mib", "_mj", "_bytes"))
+                    or col.name.startswith("gco2e_") or col.integer), col.name
             assert col.direction == "lower", col.name
     assert direction("psnr_x100_db") == "higher" and direction("run_id") is None
 

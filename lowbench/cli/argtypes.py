@@ -63,3 +63,23 @@ def memory_size(text: str) -> int:
         return parse_size(text)
     except LowbenchError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_grid_arguments(p: argparse.ArgumentParser) -> None:
+    """``--grid-intensity`` and ``--grid-region``: the grid's carbon intensity, for the CO2
+    figures (read by :func:`grid_from_args`)."""
+    p.add_argument("--grid-intensity", default=None, metavar="G",
+                   help="carbon intensity of the grid, gCO2e per kWh (e.g. 56 France, 369 "
+                        "USA): the record gets gCO2e figures (default: none, with the reason)")
+    p.add_argument("--grid-region", default=None, metavar="ISO3",
+                   help="the grid's country, ISO-3166 alpha-3 (FRA, USA, ...): its intensity "
+                        "from codecarbon's bundled data, offline (pip install "
+                        "'lowbench[carbon]')")
+
+
+def grid_from_args(args: argparse.Namespace):  # -> GridIntensity | None
+    """The intensity of ``--grid-intensity``/``--grid-region`` (None: neither given), checked
+    before torch is imported: LowbenchError naming a bad value and the fix."""
+    from lowbench.energy.carbon import grid_intensity
+
+    return grid_intensity(args.grid_intensity, args.grid_region)

@@ -8,7 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-from lowbench.cli.argtypes import memory_size, nonnegative_float, nonnegative_int, positive_int
+from lowbench.cli.argtypes import (
+    add_grid_arguments,
+    grid_from_args,
+    memory_size,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+)
 from lowbench.errors import LowbenchError
 from lowbench.measure.latency import (
     CONVERGE_MIN_RUNS,
@@ -73,10 +80,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-memory", action="store_true",
                    help="skip the isolated worker that measures peak RSS and swap")
     p.add_argument("--no-energy", action="store_true", help="skip the energy measurement")
+    add_grid_arguments(p)
 
 
 def config_from_args(args: argparse.Namespace):  # -> EvalConfig (import kept lazy)
-    """The harness configuration of parsed `lowbench evaluate` arguments."""
+    """The harness configuration of parsed `lowbench evaluate` arguments (the grid's intensity
+    included: :func:`lowbench.cli.argtypes.grid_from_args`)."""
     from lowbench.harness.session import EvalConfig
 
     # ranges of --threads, --limit and the latency options are checked by the parser
@@ -87,6 +96,7 @@ def config_from_args(args: argparse.Namespace):  # -> EvalConfig (import kept la
     overlap = frame_options(args)
     return EvalConfig(
         tile=args.tile, overlap=overlap, memory_limit=args.memory_limit,
+        grid=grid_from_args(args),
         model=args.model, quant=args.quant, runtime=args.runtime, task=args.task,
         data_root=args.data_root, checkpoint=args.checkpoint, device=args.device,
         threads=args.threads, limit=args.limit,
@@ -138,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         raise LowbenchError(f"libraw has no weights, so --checkpoint {args.checkpoint} would be "
                             "ignored; drop --checkpoint or pick a learned model")
     frame_options(args)  # before torch is imported, like --publish: bad values answer at once
+    grid_from_args(args)  # --grid-intensity / --grid-region: the same
     out = out_folder(args)
     from tabulate import tabulate
 

@@ -6,10 +6,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
-from lowbench.cli.argtypes import nonnegative_int, positive_float, positive_int
+from lowbench.cli.argtypes import (
+    add_grid_arguments,
+    grid_from_args,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
 from lowbench.errors import LowbenchError
 from lowbench.models.registry import parse_learned_model
 
@@ -51,12 +59,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch intra-op threads per rank (default: torch's choice)")
     p.add_argument("--save-every", type=positive_int, default=250, help="steps between checkpoints")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--tegrastats", default=None,
+                   help="tegrastats executable (Jetson energy; default: the meter present, "
+                        "tegrastats > NVML > RAPL)")
+    p.add_argument("--no-energy", action="store_true",
+                   help="do not meter the training loop (its energy is then null, with why)")
+    add_grid_arguments(p)
+    p.add_argument("--record-dir", default=None, metavar="DIR",
+                   help="results folder whose training/ receives the run's training record "
+                        "(default: the user results store, $LOWBENCH_RESULTS)")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train as the options say, write the checkpoint to ``--out``; rank 0 prints the summary
-    as one JSON line. Exit code 0."""
-    from lowbench.fsutil import check_output_file
+    """Train as the options say, write the checkpoint to ``--out`` and (rank 0) the training
+    record (energy J, mean power W, duration s, gCO2e: :mod:`lowbench.results.training`) into
+    ``--record-dir`` or the results store; rank 0 prints the summary as one JSON line.
+    Exit code 0."""
+    from lowbench.energy.run_meter import RunMeter
+    from lowbench.fsutil import check_output_file, check_output_folder
+    from lowbench.paths import results_store
+
+    grid = grid_from_args(args)  # bad values answer before torch is imported
+    if args.no_energy and args.tegrastats is not None:
+        raise LowbenchError(f"--tegrastats {args.tegrastats} picks the meter that --no-energy "
+                            "skips; drop one of them")
+    if args.no_energy:
+        meter = RunMeter(None, "energy measurement skipped (--no-energy)", grid)
+    else:
+        meter = RunMeter.select(args.tegrastats, intensity=grid)
+    record_dir = check_output_folder(args.record_dir or results_store(), "--record-dir")
     from lowbench.train import Recipe, dist_env, train
 
     rank, world = dist_env()
@@ -70,10 +101,22 @@ def run(args: argparse.Namespace) -> int:
         raise LowbenchError(f"--out {args.out}: checkpoints are written as .safetensors; "
                             "end the name with .safetensors")
     check_output_file(args.out)
-    summary = train(recipe, Path(args.out), data_root=args.data_root, init=args.init,
-                    resume=args.resume, scenes=args.scenes, val_every=args.val_every,
-                    save_every=args.save_every, threads=args.threads, half=args.half,
-                    progress=not args.no_progress)
+    try:
+        summary = train(recipe, Path(args.out), data_root=args.data_root, init=args.init,
+                        resume=args.resume, scenes=args.scenes, val_every=args.val_every,
+                        save_every=args.save_every, threads=args.threads, half=args.half,
+                        progress=not args.no_progress, meter=meter)
+    finally:
+        meter.close()
+    if rank == 0:
+        from lowbench.results.provenance import portable_command
+        from lowbench.results.training import training_record, write_training_record
+
+        command = shlex.join(portable_command(["lowbench", *sys.argv[1:]]))
+        record = training_record(summary, asdict(recipe), Path(args.out), command)
+        path = write_training_record(record, record_dir)
+        summary = {**{k: v for k, v in summary.items() if k != "weights_sha"},
+                   "record": str(path), "weights_sha": summary["weights_sha"]}  # digest last
     if rank == 0 or os.environ.get("LOWBENCH_PRINT_ALL_RANKS"):
         # one write per summary: print() writes the text and the newline separately, so two
         # ranks sharing an unbuffered stdout could interleave their lines

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from lowbench.energy.carbon import carbon_section
 from lowbench.environment import git_commit, machine_info, machine_label, software_versions
 from lowbench.harness.session import EvalConfig, NonFiniteOutput, Session
 from lowbench.harness.worker import measure_memory
@@ -83,7 +84,7 @@ def new_record(cfg: EvalConfig, task: Task, pairs: int) -> dict[str, Any]:
         "inference": {"tiling": cfg.tiling.describe() if cfg.tiling is not None else None,
                       "frame_packed_hw": None},
         "latency": None, "end_to_end": None, "memory": None, "energy": None, "size": None,
-        "gallery": [],
+        "carbon": carbon_section(None, cfg.grid), "gallery": [],
     }
 
 
@@ -131,6 +132,7 @@ def evaluate(cfg: EvalConfig, *, results_dir: Path | None = None,
     record["size"] = session.measure_size()
     say("energy")
     record["energy"] = session.measure_energy()
+    record["carbon"] = carbon_section(record["energy"], cfg.grid)
     if cfg.memory:
         say("memory (clean worker)")
         record["memory"] = measure_memory(cfg, session)
@@ -155,6 +157,7 @@ def summary_rows(record: dict[str, Any]) -> list[list[Any]]:
     e2e = record.get("end_to_end") or {}
     mem = record.get("memory") or {}
     en = record.get("energy") or {}
+    co2 = record.get("carbon") or {}
     size = record.get("size") or {}
     q = record.get("quality") or {}
     mr = mem.get("reasons") or {}
@@ -203,6 +206,8 @@ def summary_rows(record: dict[str, Any]) -> list[list[Any]]:
         ["peak swap", val(mem.get("swap_peak_mib"), mr.get("swap_peak_mib"), "{:.1f}"), "MiB"],
         ["energy / image (net)", val(en.get("energy_per_inference_net_mj"), en.get("reason")),
          "mJ"],
+        ["CO2 / 1,000 images (gross)", val(co2.get("gco2e_per_1k_gross"), co2.get("reason"),
+                                           "{:.4g}"), "gCO2e"],
         ["params", val(size.get("params")), ""],
         ["MACs", val(size.get("macs")), ""],
         ["size", val(format_mib(size.get("size_bytes"), missing=None),

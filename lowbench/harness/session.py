@@ -29,6 +29,7 @@ import torch
 
 from lowbench import raw as rawpipe
 from lowbench.energy.base import measure_energy, no_energy
+from lowbench.energy.carbon import GridIntensity
 from lowbench.energy.select import select_meter
 from lowbench.errors import LowbenchError
 from lowbench.harness.gallery import GALLERY_MAX, write_gallery_crop
@@ -91,6 +92,8 @@ class EvalConfig:
     overlap: int = 0
     #: RAM limit of the memory worker (bytes; None: no limit)
     memory_limit: int | None = None
+    #: the grid's carbon intensity for the record's gCO2e figures (None: none given)
+    grid: GridIntensity | None = None
 
     @property
     def tiling(self) -> Tiling | None:

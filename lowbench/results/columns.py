@@ -155,6 +155,15 @@ COLUMNS: tuple[Column, ...] = (
     # on the leaderboard (a one-off cost, not per image) nor in the ablation (eager has none)
     Column("build_s", "Build", "s", "lower", record=("variant", "runtime", "build_s"),
            min_effect=(0.5, 1.0), results_table="build_s", optional=True),
+    # gCO2e of 1,000 images at the grid intensity given to `lowbench evaluate` (issue 20):
+    # energy x intensity, so only where both are known; the row keeps the intensity and its
+    # source (grid_intensity_g_per_kwh, grid_source), which the site names beside the figures
+    Column("gco2e_per_1k_net", "CO2e/1k images net", "g", "lower",
+           record=("carbon", "gco2e_per_1k_net"), min_effect=(0.05, 0.0), session_shift=True,
+           leaderboard=92, recent=True, results_table="gco2e_per_1k_net", optional=True),
+    Column("gco2e_per_1k_gross", "CO2e/1k images gross", "g", "lower",
+           record=("carbon", "gco2e_per_1k_gross"), min_effect=(0.05, 0.0), session_shift=True,
+           leaderboard=94, results_table="gco2e_per_1k_gross", optional=True),
 )
 
 #: ``psnr_<ratio>_db``: the PSNR of one exposure ratio of the task (quality.per_ratio).

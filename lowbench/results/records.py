@@ -104,16 +104,17 @@ def record_files(folder: str | Path) -> list[str]:
     """Every candidate record file under ``folder``, recursively, as path strings sorted like
     ``sorted(Path(folder).rglob("*.json"))`` (by path components; symlinked folders are not
     entered), less asv's own files (``asv/`` at the top, ``machine.json``,
-    ``benchmarks.json``), which lowbench.results.asv reads, and the memory curves
-    (``memory-curves/`` at the top).
+    ``benchmarks.json``), which lowbench.results.asv reads, the memory curves
+    (``memory-curves/`` at the top) and the training records (``training/`` at the top).
 
     ``os.walk`` and plain strings: ~10x faster than ``rglob`` and Path objects on 200,000 files.
     """
     top = os.fspath(folder)
     found: list[tuple[str, ...]] = []
     for root, dirs, files in os.walk(top):
-        if root == top:  # asv's own results; the memory curves (lowbench.measure.memory_curve)
-            dirs[:] = [d for d in dirs if d not in ("asv", "memory-curves")]
+        if root == top:  # asv's own results; the memory curves (lowbench.measure.memory_curve);
+            # the training records (lowbench.results.training)
+            dirs[:] = [d for d in dirs if d not in ("asv", "memory-curves", "training")]
         parts = Path(root).parts
         found.extend((*parts, name) for name in (*dirs, *files)
                      if name.endswith(".json") and name not in ("machine.json", "benchmarks.json"))

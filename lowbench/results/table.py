@@ -121,6 +121,9 @@ def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
             v = v.get(key) if isinstance(v, dict) else None
         row[c.name] = v
     row["latency_std_ms"] = lat.get("std_ms")
+    if isinstance(record.get("carbon"), dict):  # issue 20; older rows keep their old columns
+        row["grid_intensity_g_per_kwh"] = record["carbon"].get("grid_intensity_g_per_kwh")
+        row["grid_source"] = grid_source(record["carbon"])
     row["latency_n"] = lat.get("n")
     # the raw values a comparison tests (lowbench.results.compare), shared, not copied
     row["latency_samples_ms"] = lat.get("samples_ms")
@@ -136,6 +139,16 @@ def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
     for label, stats in sorted((quality.get("per_ratio") or {}).items()):
         row[f"psnr_{label}_db"] = stats.get("psnr_db")
     return row
+
+
+def grid_source(carbon: dict[str, Any]) -> str | None:
+    """Where a record's grid intensity came from, in words: '--grid-intensity' or 'France
+    2023 (codecarbon 3.3.2 global_energy_mix.json)'; None without an intensity."""
+    source = carbon.get("source")
+    if not source or carbon.get("grid_intensity_g_per_kwh") is None:
+        return None
+    where = " ".join(str(carbon[k]) for k in ("country", "year") if carbon.get(k) is not None)
+    return f"{where} ({source})" if where else str(source)
 
 
 def inference_fields(record: dict[str, Any]) -> dict[str, Any]:

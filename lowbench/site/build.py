@@ -24,9 +24,11 @@ from lowbench.fsutil import check_output_folder, output_error
 from lowbench.results.columns import header
 from lowbench.results.records import RecordWarning
 from lowbench.results.table import load_table
+from lowbench.results.training import load_training_records
 from lowbench.site import downloads, pages
 from lowbench.site.ablation import build_ablation
 from lowbench.site.charts import pareto_figure
+from lowbench.site.costs import costs_context
 from lowbench.site.gallery import ImageStore, build_gallery
 from lowbench.site.history import build_history
 from lowbench.site.memory_curves import curve_context, curve_figure, load_curves
@@ -206,6 +208,8 @@ def _write_site(out: Path, folders: list[Path], rows: list[dict[str, Any]],
         curves.append(curve_context(doc, src))
     w.page("memory.html", "memory.html", title="Memory: full frames under a limit",
            curves=curves)
+    w.page("costs.html", "costs.html", title="Costs: to train and to run",
+           **costs_context(latests, load_training_records(folders)))
 
     # history and variant pages
     overview = []

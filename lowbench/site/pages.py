@@ -26,6 +26,7 @@ from lowbench.results.columns import (
     view,
 )
 from lowbench.results.runtime_fields import EAGER, has_runtime
+from lowbench.site.costs import carbon_note
 from lowbench.site.gallery import ImageStore
 from lowbench.site.history import Change, HistoryTable, rule_definitions
 from lowbench.site.model import (
@@ -180,7 +181,7 @@ def leaderboard_ctx(lt: Latest, hrefs: dict, files: dict) -> dict[str, Any]:
     when the table holds more than one; a table of eager torch only is as it was."""
     t = lt.table
     marks = row_marks(lt.rows)
-    leaderboard = view("leaderboard")
+    leaderboard = shown(view("leaderboard"), lt.rows)  # optional columns: where a row has one
     runtimes = sorted({variant_of(r).runtime_name for r in lt.rows}, key=runtime_rank)
     rows = []
     for row, mark in zip(lt.rows, marks, strict=True):
@@ -212,7 +213,7 @@ def leaderboard_ctx(lt: Latest, hrefs: dict, files: dict) -> dict[str, Any]:
         "pareto_headers": [{"text": f"Pareto {name}",
                             "title": f"Pareto-optimal: PSNR vs {header(metric)}"}
                            for name, metric in COSTS],
-        "rows": rows,
+        "rows": rows, "carbon_note": carbon_note(lt.rows),
     }
 
 
