@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """`lowbench results ACTION`."""
-    return run_compare(args) if args.action == "compare" else run_table(args)
+    return run_compare(args) if getattr(args, "action", "table") == "compare" else run_table(args)
 
 
 def _folders(args: argparse.Namespace) -> list:

@@ -68,6 +68,9 @@ class Column:
     session_shift: bool = False
     #: where a record holds the value's 95% interval ([lo, hi], this unit); None: no interval
     ci: tuple[str, ...] | None = None
+    #: the quantile of the timed runs this column is (0.5: the median); a comparison needs
+    #: enough samples in both runs for its interval to exist (36 for a p90, 367 for a p99)
+    quantile: float | None = None
     #: precision at which Pareto marks compare values (None: exact)
     resolution: float | None = None
     #: a count (exact; asv's float is rounded to an int)
@@ -111,15 +114,15 @@ COLUMNS: tuple[Column, ...] = (
            resolution=0.0001, asv="Measures.track_ssim", effect="difference", leaderboard=110,
            ablation=80, history=True, recent=True, results_table="ssim"),
     Column("latency_median_ms", "Latency median", "ms", "lower", record=("latency", "median_ms"),
-           min_effect=(0.05, 0.0), samples="latency", session_shift=True,
+           min_effect=(0.05, 0.0), samples="latency", session_shift=True, quantile=0.5,
            ci=("latency", "ci", "median_ms"), asv="Speed.time_forward", asv_factor=1e3,
            leaderboard=40, ablation=10, history=True, recent=True,
            results_table="latency_median_ms"),
     Column("latency_p90_ms", "Latency p90", "ms", "lower", record=("latency", "p90_ms"),
-           min_effect=(0.10, 0.0), samples="latency", session_shift=True,
+           min_effect=(0.10, 0.0), samples="latency", session_shift=True, quantile=0.9,
            ci=("latency", "ci", "p90_ms"), leaderboard=50, history=True),
     Column("latency_p99_ms", "Latency p99", "ms", "lower", record=("latency", "p99_ms"),
-           min_effect=(0.20, 0.0), samples="latency", session_shift=True),
+           min_effect=(0.20, 0.0), samples="latency", session_shift=True, quantile=0.99),
     Column("end_to_end_ms", "End-to-end", "ms", "lower", record=("end_to_end", "total_ms"),
            min_effect=(0.05, 0.0), samples="per_pair", session_shift=True,
            asv="Speed.time_end_to_end",

@@ -34,7 +34,13 @@ from typing import Any, Literal
 import numpy as np
 
 from lowbench.results.columns import Column, column, metric_names, min_change
-from lowbench.stats import TestResult, mann_whitney, paired_signed_rank
+from lowbench.stats import (
+    TestResult,
+    mann_whitney,
+    min_samples_for_quantile_ci,
+    paired_signed_rank,
+    quantile_ci,
+)
 
 #: Significance level of the rank tests (two-sided).
 ALPHA = 0.01
@@ -111,24 +117,41 @@ def pair_values(row: Mapping[str, Any], metric: str) -> dict[str, float]:
 
 
 def _rank_test(col: Column, before: Mapping[str, Any], after: Mapping[str, Any],
-               shift: float) -> tuple[TestResult | None, str]:
+               shift: float) -> tuple[TestResult | None, str, str | None]:
     """The rank test of ``col`` on the raw values of two rows (the after-run's latency samples
-    divided by ``shift``), or None and why there is none."""
+    divided by ``shift``), or None; the basis in words; and, for a quantile of the timed runs
+    whose two 95% intervals overlap, why that quantile did not really move (a rank test speaks
+    of the whole distributions, the intervals of the quantile compared), else None."""
     if col.samples == "latency":
         a, b = latency_samples(before), latency_samples(after)
         if a is None or b is None:
             return None, "no timed samples in " + ("either run" if a is None and b is None
                                                    else "the before run" if a is None
-                                                   else "the after run")
-        return mann_whitney(a, b / shift), f"{a.size} vs {b.size} timed runs"
+                                                   else "the after run"), None
+        need = min_samples_for_quantile_ci(col.quantile) if col.quantile else 2
+        if min(a.size, b.size) < need:
+            return (TestResult("Mann-Whitney U", None, None,
+                               f"{a.size} vs {b.size} timed runs: comparing a "
+                               f"p{col.quantile * 100:g} needs >= {need} in each (enough for "
+                               "its 95% interval to exist)"),
+                    f"{a.size} vs {b.size} timed runs", None)
+        test = mann_whitney(a, b / shift)
+        basis = f"{a.size} vs {b.size} timed runs"
+        if col.quantile:
+            ia, ib = quantile_ci(a, col.quantile), quantile_ci(b / shift, col.quantile)
+            if ia is not None and ib is not None and ia[0] <= ib[1] and ib[0] <= ia[1]:
+                return test, basis, (f"the runs' 95% intervals of the p{col.quantile * 100:g} "
+                                     f"overlap ([{ia[0]:.4g}, {ia[1]:.4g}] vs [{ib[0]:.4g}, "
+                                     f"{ib[1]:.4g}] ms)")
+        return test, basis, None
     if col.samples == "per_pair":
         a, b = pair_values(before, col.name), pair_values(after, col.name)
         common = sorted(a.keys() & b.keys())
         if not common:
-            return None, "no per-pair values both runs share"
+            return None, "no per-pair values both runs share", None
         return (paired_signed_rank([a[k] for k in common], [b[k] / shift for k in common]),
-                f"{len(common)} pairs both runs scored")
-    return None, "one value per run"
+                f"{len(common)} pairs both runs scored", None)
+    return None, "one value per run", None
 
 
 def compare_metric(metric: str, before: Mapping[str, Any], after: Mapping[str, Any], *,
@@ -148,9 +171,12 @@ def compare_metric(metric: str, before: Mapping[str, Any], after: Mapping[str, A
     shift = shift if col.session_shift else 1.0
     net = v1 / shift
     threshold = min_change(metric, v0)
-    test, basis = _rank_test(col, before, after, shift)
+    test, basis, overlap = _rank_test(col, before, after, shift)
     effect = net - v0
     shift_note = f"; net of a common shift x{shift:.3f}" if shift != 1.0 else ""
+    if test is not None and test.p_value is None:
+        return Verdict(metric, v0, v1, "n/a", threshold, test, shift,
+                       f"{test.test} not computable: {test.reason}")
     if threshold == 0 and effect == 0 or threshold > 0 and abs(effect) < threshold:
         return Verdict(metric, v0, v1, "same", threshold, test, shift,
                        f"change {_fmt_change(effect, v0)} below the minimum effect"
@@ -160,13 +186,15 @@ def compare_metric(metric: str, before: Mapping[str, Any], after: Mapping[str, A
                        f"untested: {basis} (records from before issue 20 kept none), and a "
                        f"{_fmt_change(effect, v0)} change without them cannot be told from the "
                        f"runs' noise{shift_note}")
-    if test is not None:
-        if test.p_value is None:
-            return Verdict(metric, v0, v1, "n/a", threshold, test, shift,
-                           f"{test.test} not computable: {test.reason}")
+    if test is not None and test.p_value is not None:
         if test.p_value >= alpha:
             return Verdict(metric, v0, v1, "same", threshold, test, shift,
                            f"{test.test} p={test.p_value:.3g} >= {alpha} on {basis}: the "
+                           f"{_fmt_change(effect, v0)} change is within the runs' spread"
+                           f"{shift_note}")
+        if overlap is not None:
+            return Verdict(metric, v0, v1, "same", threshold, test, shift,
+                           f"{test.test} p={test.p_value:.2g} on {basis}, but {overlap}: the "
                            f"{_fmt_change(effect, v0)} change is within the runs' spread"
                            f"{shift_note}")
         why = f"{test.test} p={test.p_value:.2g} < {alpha} on {basis}"
@@ -272,3 +300,17 @@ def pair_runs(before: Iterable[Mapping[str, Any]], after: Iterable[Mapping[str, 
     """variant key -> (before run, after run) for every variant both sets measured."""
     b, a = latest_per_variant(before), latest_per_variant(after)
     return {k: (b[k], a[k]) for k in sorted(b.keys() & a.keys(), key=str)}
+
+
+def latency_row(latency: Mapping[str, Any]) -> dict[str, Any]:
+    """The comparable part of a row from a record's latency section alone (what
+    :func:`lowbench.measure.latency.measure_latency` returns): every catalogue metric read from
+    the ``latency`` section, and the samples, as :func:`lowbench.results.table.row_from_record`
+    reads them."""
+    from lowbench.results.columns import metric_columns
+
+    row: dict[str, Any] = {"latency_samples_ms": latency.get("samples_ms"), "reasons": {}}
+    for c in metric_columns():
+        if c.record is not None and c.record[0] == "latency" and len(c.record) == 2:
+            row[c.name] = latency.get(c.record[1])
+    return row

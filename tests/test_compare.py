@@ -1,0 +1,184 @@
+"""Regression verdicts (issue 20) on real timings: an A/A test (the same four real networks
+measured round after round, every round compared with the next) must stay within the stated
+false-alarm rate, and a 10% slowdown injected into one network's forward (a sleep) must be
+flagged, in the right direction, while the other three stay unflagged; plus the verdict logic on
+hand-made rows and `lowbench results compare` as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from site_fixtures import make_record
+
+from lowbench.measure.latency import measure_latency, summarize_ns
+from lowbench.models.registry import build
+from lowbench.results.compare import (
+    compare_many,
+    compare_metric,
+    latency_row,
+    session_shifts,
+)
+from lowbench.results.records import write_record
+
+#: The stated A/A goal: at most 1 flag per 100 comparisons.
+FALSE_ALARM_RATE = 0.01
+ROUNDS = 10
+#: Interleaved slices per round and timed calls per slice (64 samples per network and round).
+SLICES, RUNS = 8, 8
+LATENCY = ("latency_median_ms", "latency_p90_ms", "latency_p99_ms")
+
+
+@pytest.fixture(scope="module")
+def forwards() -> dict[str, object]:
+    """Four real lowbench networks (random weights: timing only) on a 1x4x32x32 input, one
+    thread, as zero-argument callables."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    x = torch.rand(1, 4, 32, 32)
+    out = {}
+    for name in ("sid", "light", "lighter", "fire"):
+        net = build(name).eval()
+
+        def fwd(net=net) -> None:
+            with torch.inference_mode():
+                net(x)
+        out[name] = fwd
+    return out
+
+
+def _round(forwards: dict) -> dict[str, dict]:
+    """One round: every network timed in SLICES interleaved slices of RUNS timed calls each (the
+    harness's loop, fixed size), so a load that comes and goes within the round touches every
+    network alike; one row per network from all its samples."""
+    samples: dict[str, list[float]] = {name: [] for name in forwards}
+    for _ in range(SLICES):
+        for name, fn in forwards.items():
+            samples[name] += measure_latency(fn, warmup=1, min_runs=RUNS, budget_s=0.0,
+                                             target_rel=None)["samples_ms"]
+    return {name: latency_row({**summarize_ns([round(t * 1e6) for t in s]), "samples_ms": s})
+            for name, s in samples.items()}
+
+
+@pytest.fixture(scope="module")
+def rounds(forwards: dict) -> list[dict[str, dict]]:
+    """ROUNDS rounds of every network (:func:`_round`)."""
+    return [_round(forwards) for _ in range(ROUNDS)]
+
+
+def test_aa_false_alarm_rate_is_within_the_goal(rounds: list[dict[str, dict]]) -> None:
+    comparisons = flags = 0
+    details = []
+    for a, b in zip(rounds, rounds[1:], strict=False):
+        per, _ = compare_many({n: (a[n], b[n]) for n in a}, LATENCY)
+        for name, verdicts in per.items():
+            for v in verdicts:
+                comparisons += 1
+                if v.flagged:
+                    flags += 1
+                    details.append((name, v.metric, v.reason))
+    assert comparisons == (ROUNDS - 1) * 4 * len(LATENCY) == 108
+    assert flags <= FALSE_ALARM_RATE * comparisons + 1e-9, details
+    # a p99 needs 367 samples per run for its interval, so 64-sample rounds leave it untested
+    assert all(v.kind == "n/a" for vs in per.values() for v in vs
+               if v.metric == "latency_p99_ms")
+
+
+def test_injected_slowdown_is_flagged(forwards: dict) -> None:
+    """sid gets a sleep of 10% of its last median in every forward: its median must be flagged
+    as a regression, the three untouched networks must not."""
+    base = _round(forwards)  # measured just before, as a commit and its predecessor
+    extra_s = 0.10 * base["sid"]["latency_median_ms"] / 1000
+    sid = forwards["sid"]
+
+    def slower() -> None:
+        sid()
+        time.sleep(extra_s)
+
+    after = _round({**forwards, "sid": slower})
+    per, _ = compare_many({n: (base[n], after[n]) for n in base}, ("latency_median_ms",))
+    sid_v = per["sid"][0]
+    assert sid_v.kind == "regression", sid_v.reason
+    assert sid_v.test is not None and sid_v.test.p_value < 0.01
+    assert sid_v.after / sid_v.shift / sid_v.before - 1 >= 0.05  # net of the common shift
+    others = [per[n][0] for n in ("light", "lighter", "fire")]
+    assert [v.kind for v in others] == ["same"] * 3, [v.reason for v in others]
+
+
+def _row(median: float, spread: float = 0.02, n: int = 60, **extra) -> dict:
+    samples = [median * (1 + spread * ((i * 37) % n - n / 2) / (n / 2)) for i in range(n)]
+    return {"latency_median_ms": median, "latency_samples_ms": samples, "reasons": {}, **extra}
+
+
+def test_verdict_needs_both_a_real_and_a_large_enough_change() -> None:
+    # 3% slower with a 2% spread: significant, but below the 5% minimum effect
+    small = compare_metric("latency_median_ms", _row(100.0), _row(103.0))
+    assert small.kind == "same" and "below the minimum effect" in small.reason
+    # 20% slower but the runs scatter by +/-60%: large, not real
+    noisy = compare_metric("latency_median_ms", _row(100.0, 0.6, 8), _row(120.0, 0.6, 8))
+    assert noisy.kind == "same" and "within the runs' spread" in noisy.reason
+    big = compare_metric("latency_median_ms", _row(100.0), _row(120.0))
+    assert big.kind == "regression" and big.bad
+    faster = compare_metric("latency_median_ms", _row(100.0), _row(80.0))
+    assert faster.kind == "improvement"
+    # higher is better for PSNR: a drop on every pair is a regression
+    pairs = [{"pair": f"p{i}", "psnr_db": 20.0 + i} for i in range(10)]
+    worse = [{"pair": f"p{i}", "psnr_db": 19.8 + i} for i in range(10)]
+    v = compare_metric("psnr_db", {"psnr_db": 24.5, "per_pair": pairs, "reasons": {}},
+                       {"psnr_db": 24.3, "per_pair": worse, "reasons": {}})
+    assert v.kind == "regression" and v.test.test == "Wilcoxon signed-rank"
+    # a record without samples is untested, never flagged on its summary alone
+    old = compare_metric("latency_median_ms", {"latency_median_ms": 100.0, "reasons": {}},
+                         {"latency_median_ms": 150.0, "reasons": {}})
+    assert old.kind == "n/a" and old.reason.startswith("untested")
+    # an exact count changes at any difference
+    assert compare_metric("params", {"params": 10, "reasons": {}},
+                          {"params": 11, "reasons": {}}).kind == "regression"
+
+
+def test_session_shift_is_removed_and_reported() -> None:
+    """Every variant 30% slower (a slower VM): no variant is flagged, the shift is; one
+    variant 30% slower on top of that is flagged."""
+    before = {k: _row(m) for k, m in (("a", 10.0), ("b", 20.0), ("c", 40.0), ("d", 80.0))}
+    after = {k: _row(r["latency_median_ms"] * 1.3) for k, r in before.items()}
+    after["d"] = _row(80.0 * 1.3 * 1.3)
+    assert session_shifts([(before[k], after[k]) for k in before])[
+        "latency_median_ms"] == pytest.approx(1.3, rel=1e-6)
+    per, shifts = compare_many({k: (before[k], after[k]) for k in before},
+                               ("latency_median_ms",))
+    assert [per[k][0].kind for k in "abc"] == ["same"] * 3
+    assert per["d"][0].kind == "regression" and per["d"][0].relative == pytest.approx(0.69)
+    assert [(s.kind, round(s.after, 3)) for s in shifts] == [("shift", 1.3)]
+
+
+def test_results_compare_command(tmp_path: Path) -> None:
+    """Two commits of fixture records: light/static 30% slower at the second, everything else
+    unchanged: the command names that regression and exits 1 with --fail-on-regression."""
+    store = tmp_path / "results"
+    for pos in (1, 2):
+        for model, quant in (("sid", "fp32"), ("light", "static"), ("lighter", "fp32")):
+            scale = {"latency": 1.3} if (pos, model) == (2, "light") else None
+            write_record(make_record(model, quant, position=pos, scale=scale), store)
+    a, b = make_record(position=1)["environment"]["commit"]["sha"], make_record(
+        position=2)["environment"]["commit"]["sha"]
+    cmd = [sys.executable, "-m", "lowbench", "results", "compare", a[:8], b[:8],
+           "--results", str(store)]
+    out = subprocess.run([*cmd, "--json"], capture_output=True, text=True, check=True)
+    verdicts = {(v["model"], x["metric"]): x["kind"] for v in json.loads(out.stdout)["variants"]
+                for x in v["verdicts"]}
+    assert verdicts[("light", "latency_median_ms")] == "regression"
+    assert verdicts[("sid", "latency_median_ms")] == "same"
+    assert verdicts[("lighter", "psnr_db")] == "same"
+    text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    assert "light / static / torch on synth" in text and "regression" in text
+    failing = subprocess.run([*cmd, "--fail-on-regression"], capture_output=True, text=True)
+    assert failing.returncode == 1
+    bad = subprocess.run([sys.executable, "-m", "lowbench", "results", "compare", "nope.json",
+                          b[:8], "--results", str(store)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().count("\n") == 0 and "nope.json" in bad.stderr
