@@ -125,6 +125,14 @@ def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
         row["grid_intensity_g_per_kwh"] = record["carbon"].get("grid_intensity_g_per_kwh")
         row["grid_source"] = grid_source(record["carbon"])
     row["latency_n"] = lat.get("n")
+    energy = record.get("energy") or {}
+    # the idle baseline behind the net energy figures (shown beside them on the site)
+    row["energy_meter"] = energy.get("meter")
+    row["energy_idle_power_mw"] = energy.get("idle_power_mw")
+    row["energy_idle_window_s"] = energy.get("idle_window_s")
+    row["energy_mean_power_mw"] = energy.get("mean_power_mw")
+    row["energy_window_s"] = energy.get("window_s")
+    row["latency_stop"] = (lat.get("stop") or {}).get("reason")
     # the raw values a comparison tests (lowbench.results.compare), shared, not copied
     row["latency_samples_ms"] = lat.get("samples_ms")
     row["per_pair"] = quality.get("per_pair")

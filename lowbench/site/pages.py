@@ -17,6 +17,7 @@ import numpy as np
 from lowbench import __version__
 from lowbench.paths import PACKAGE_DIR
 from lowbench.results.columns import (
+    column,
     direction,
     header,
     metric_names,
@@ -78,7 +79,16 @@ def value_cell(row: dict[str, Any], metric: str) -> dict[str, Any]:
         return {"na": True, "title": reason(row, metric), "v": "", "text": "n/a"}
     if not _is_num(v):
         return {"na": False, "title": "", "v": "", "text": str(v)}
-    return {"na": False, "title": "", "v": repr(v), "text": number(v, metric)}
+    cell = {"na": False, "title": "", "v": repr(v), "text": number(v, metric)}
+    ci = row.get(f"{metric}_ci")
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(map(_is_num, ci)):
+        # '12.3 ±0.4': half the width of the run's 95% interval, in the column's format
+        cell["pm"] = number((ci[1] - ci[0]) / 2, metric)
+        col = column(metric)
+        over = ("a bootstrap over scenes" if col is not None and col.ci and col.ci[0] == "quality"
+                else "distribution-free, of the timed runs")
+        cell["title"] = f"95% interval [{number(ci[0], metric)}, {number(ci[1], metric)}] ({over})"
+    return cell
 
 
 def status_reason(row: dict[str, Any]) -> str:
@@ -241,6 +251,33 @@ def runtime_ctx(row: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def measurement_notes(row: dict[str, Any]) -> list[str]:
+    """How the latest run measured what the variant page shows: why the latency loop stopped,
+    and the energy meter with its idle baseline (power in mW, windows in s)."""
+    notes = []
+    stop = row.get("latency_stop")
+    if stop is not None:
+        why = {"converged": "its median's 95% interval met the target",
+               "budget": "it reached the time cap (--latency-budget)",
+               "max_runs": "it reached the most runs allowed"}.get(stop, stop)
+        notes.append(f"latency: {row.get('latency_n')} timed runs; the loop stopped because "
+                     f"{why}")
+    if row.get("energy_meter"):
+        idle, window = row.get("energy_idle_power_mw"), row.get("energy_idle_window_s")
+        text = f"energy: meter {row['energy_meter']}"
+        if _is_num(row.get("energy_mean_power_mw")) and _is_num(row.get("energy_window_s")):
+            text += (f"; workload {row['energy_mean_power_mw']:,.0f} mW over "
+                     f"{row['energy_window_s']:.2f} s")
+        if _is_num(idle):
+            text += (f"; idle baseline {idle:,.0f} mW"
+                     + (f" over {window:.2f} s" if _is_num(window) else "")
+                     + "; net = gross - idle power x workload window")
+        else:
+            text += "; no idle baseline (net energy n/a)"
+        notes.append(text)
+    return notes
+
+
 def variant_pages(w: Writer, h: HistoryTable, lt: Latest, hrefs: dict,
                    store: ImageStore) -> None:
     """Write the page of every variant of one table: latest run, charts, changes, runs."""
@@ -256,7 +293,9 @@ def variant_pages(w: Writer, h: HistoryTable, lt: Latest, hrefs: dict,
         metrics = []
         for m in (*all_metrics, *extra):
             cell = value_cell(row, m)
-            metrics.append({"header": header(m), "na": cell["na"], "text": cell["text"],
+            text = f"{cell['text']} ±{cell['pm']}" if cell.get("pm") else cell["text"]
+            metrics.append({"header": header(m), "na": cell["na"], "text": text,
+                            "title": cell["title"],
                             "reason": reason(row, m) if cell["na"] else "",
                             "direction": f"{direction(m) or '-'} is better"})
         gallery = [{"pair": g.get("pair"), "src": store.add(row["results_root"], g.get("output"))}
@@ -288,7 +327,7 @@ def variant_pages(w: Writer, h: HistoryTable, lt: Latest, hrefs: dict,
             "quantized_nothing": bool(row.get("quantized_nothing")), "status": row["status"],
             "status_reason": status_reason(row), "metrics": metrics,
             "reasons": sorted((row.get("reasons") or {}).items()), "gallery": gallery,
-            "runtime": runtime_ctx(row),
+            "runtime": runtime_ctx(row), "measurement": measurement_notes(row),
         }
         w.page(href, "variant.html", title=f"{s.variant.label}: {t.title}", task=t.task,
                machine=t.machine, machine_href=machine_href(t.machine_id),
@@ -330,13 +369,20 @@ def history_page(w: Writer, h: HistoryTable, hrefs: dict) -> dict[str, Any]:
            changes=[change_ctx(c, h, hrefs[(t.key, c.variant)])
                     for c in changes[:MAX_CHANGES]],
            truncated=len(changes) if len(changes) > MAX_CHANGES else 0, show_table=False,
-           bands=bands(t.rows))
+           bands=bands(t.rows), shifts=[shift_ctx(h, i, j, v) for i, j, v in h.shifts])
     last = len(h.commits) - 1
     return {"href": rel, "title": t.title, "n_commits": len(h.commits),
             "n_variants": len(h.series), "n_bad": sum(c.bad for c in changes),
-            "n_good": sum(not c.bad for c in changes), "latest": h.commits[-1].label,
+            "n_good": sum(not c.bad for c in changes), "n_shifts": len(h.shifts),
+            "latest": h.commits[-1].label,
             "latest_bad": sum(c.bad and c.after_index == last for c in changes),
             "recent": [c for c in changes if c.bad and c.after_index == last]}
+
+
+def shift_ctx(h: HistoryTable, before: int, after: int, v: Any) -> dict[str, Any]:
+    """Template data of one common session shift (every variant moved together)."""
+    return {"commit": h.commits[after].label, "before_commit": h.commits[before].label,
+            "metric": header(v.metric), "factor": f"x{v.after:.3f}", "reason": v.reason}
 
 
 def _min_span(metric: str, finite: np.ndarray) -> float:
