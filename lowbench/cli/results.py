@@ -31,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                         "runs' raw values + minimum effect, per metric)")
     c.add_argument("before", metavar="A", help="a record file, or a commit (sha prefix, or a "
                                                "git revision such as HEAD~1)")
-    c.add_argument("after", metavar="B", help="a record file, or a commit (as A)")
+    c.add_argument("after", metavar="B", nargs="?", default=None,
+                   help="a record file, or a commit (as A); without B, A is compared with the "
+                        "commit measured before it (by commit position)")
     c.add_argument("--results", action="append", default=None,
                    help="results folder to find commits in (repeatable; default as `table`)")
     c.add_argument("--metric", action="append", default=None,
@@ -135,6 +137,27 @@ def _runs_of(ref: str, rows: list[dict], what: str) -> tuple[list[dict], str]:
     return hits, hits[0]["commit"][:10]
 
 
+def _predecessor(after: list[dict], rows: list[dict]) -> tuple[list[dict], str]:
+    """The runs of the latest commit measured before ``after``'s (by commit position, then
+    creation time) that share a variant with it; one clear error when there is none."""
+    from lowbench.results.compare import VARIANT_KEY
+
+    keys = {tuple(r.get(k) for k in VARIANT_KEY) for r in after}
+    commit = after[0]["commit"]
+    mark = max((r.get("commit_position") or -1, str(r["created_utc"])) for r in after)
+    earlier: dict[str, tuple] = {}
+    for r in rows:
+        order = (r.get("commit_position") or -1, str(r["created_utc"]))
+        if (r["commit"] != commit and order < mark
+                and tuple(r.get(k) for k in VARIANT_KEY) in keys):
+            earlier[r["commit"]] = max(earlier.get(r["commit"], order), order)
+    if not earlier:
+        raise LowbenchError(f"no commit measured before {commit[:10]} shares a variant with it; "
+                            "pass A and B explicitly")
+    prev = max(earlier, key=earlier.__getitem__)
+    return [r for r in rows if r["commit"] == prev], prev[:10]
+
+
 def _git_revision(ref: str) -> str | None:
     """The full sha of git revision ``ref`` in the current checkout, or None."""
     import subprocess
@@ -166,8 +189,12 @@ def run_compare(args: argparse.Namespace) -> int:
     files = all(a.endswith(".json") or os.path.isfile(a)
                 for a in (args.before, args.after))
     rows = [] if files else load_table(_folders(args)).rows
-    before, label_a = _runs_of(args.before, rows, "A")
-    after, label_b = _runs_of(args.after, rows, "B")
+    if args.after is None:
+        after, label_b = _runs_of(args.before, rows, "A")
+        before, label_a = _predecessor(after, rows)
+    else:
+        before, label_a = _runs_of(args.before, rows, "A")
+        after, label_b = _runs_of(args.after, rows, "B")
     pairs = pair_runs(before, after)
     if not pairs:
         raise LowbenchError(f"A ({label_a}) and B ({label_b}) share no successful variant run "
