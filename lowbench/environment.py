@@ -77,6 +77,59 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: The ISA features that decide which kernels these models get (int8 dot products, bf16, AMX,
+#: SVE), as /proc/cpuinfo names them: ``flags`` on x86, ``Features`` on aarch64. Two VMs with the
+#: same CPU string (a generic "AMD EPYC") differ here, and so do their int8 and bf16 timings.
+ISA_FEATURES: dict[str, frozenset[str]] = {
+    "x86": frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",
+                      "amx_bf16", "amx_int8"}),
+    "aarch64": frozenset({"asimd", "asimddp", "i8mm", "bf16", "sve"}),
+}
+#: Other spellings of a feature (older kernels and other tools) -> the name recorded.
+ISA_ALIASES = {"avx512vnni": "avx512_vnni", "avx512bf16": "avx512_bf16", "avxvnni": "avx_vnni"}
+_X86 = ("x86_64", "amd64", "i386", "i686", "x86")
+_ARM64 = ("aarch64", "arm64")
+
+
+def isa_from_cpuinfo(text: str, arch: str) -> list[str]:
+    """The :data:`ISA_FEATURES` of ``arch`` that every processor of a /proc/cpuinfo ``text``
+    lists (x86: ``flags``, aarch64: ``Features``), sorted; [] when none or for another arch."""
+    family = "x86" if arch.lower() in _X86 else "aarch64" if arch.lower() in _ARM64 else None
+    if family is None:
+        return []
+    wanted = ISA_FEATURES[family]
+    key = "flags" if family == "x86" else "features"
+    common: set[str] | None = None
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if not sep or name.strip().lower() != key:
+            continue
+        have = {ISA_ALIASES.get(f, f) for f in value.split()} & wanted
+        common = have if common is None else common & have
+    return sorted(common or ())
+
+
+def cpu_isa(cpuinfo: Path = Path("/proc/cpuinfo"), system: str | None = None,
+            arch: str | None = None) -> tuple[list[str], str | None]:
+    """(ISA features of note, why the list is empty or None): :func:`isa_from_cpuinfo` of this
+    machine's /proc/cpuinfo on Linux; an empty list and the reason elsewhere."""
+    system = system or platform.system()
+    arch = arch or platform.machine()
+    if system != "Linux":
+        return [], f"ISA features are read from /proc/cpuinfo, which {system} does not have"
+    family = "x86" if arch.lower() in _X86 else "aarch64" if arch.lower() in _ARM64 else None
+    if family is None:
+        return [], f"no ISA features are checked on {arch} (x86 and aarch64 only)"
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError as err:
+        return [], f"{cpuinfo} unreadable: {err.strerror or err}"
+    isa = isa_from_cpuinfo(text, arch)
+    if isa:
+        return isa, None
+    return [], f"{cpuinfo} lists none of {', '.join(sorted(ISA_FEATURES[family]))}"
+
+
 def jetson_info() -> dict[str, Any] | None:
     """Model, L4T/JetPack release, nvpmodel mode and clock lock of a Jetson; None elsewhere."""
     release = Path("/etc/nv_tegra_release")
@@ -99,6 +152,7 @@ def machine_info() -> dict[str, Any]:
     import torch
 
     mem = meminfo_mib()
+    isa, isa_reason = cpu_isa()
     accel = None
     if torch.cuda.is_available():
         accel = torch.cuda.get_device_name(0)
@@ -113,17 +167,26 @@ def machine_info() -> dict[str, Any]:
         "os": platform.platform(),
         "accelerator": accel,
         "jetson": jetson_info(),
+        # sorted feature names (ISA_FEATURES); part of the machine id when not empty
+        "isa": isa,
     }
+    if isa_reason:
+        info["isa_reason"] = isa_reason
     return info
 
 
 def machine_label(info: dict[str, Any]) -> str:
-    """A short human label: Jetson model or 'CPU model, N cores' (+ accelerator)."""
+    """A short human label: Jetson model or 'CPU model, N cores' (+ accelerator), + the ISA
+    features where the description lists some (e.g. 'AMD EPYC, 2 cores, avx2 avx512f'); a
+    description without them (every record before ISA features were recorded) reads as before."""
     if info.get("jetson") and info["jetson"].get("model"):
         return str(info["jetson"]["model"])
     label = f"{info.get('cpu')}, {info.get('cores')} cores"
     if info.get("accelerator"):
         label += f", {info['accelerator']}"
+    isa = info.get("isa")
+    if isinstance(isa, list) and isa:
+        label += ", " + " ".join(map(str, isa))
     return label
 
 

@@ -421,3 +421,64 @@ def write_runtime_store(folder: str | Path) -> list[dict[str, Any]]:
     for rec in records:
         write_record(rec, folder)
     return records
+
+
+#: The machines store (issue 20): (model, quant) -> {machine index: (median latency ms,
+#: PSNR dB)} at commit position 2. Asymmetric on purpose: machine B (2, a Pi 5: no meter) is 2x
+#: slower than A (4, the Intel laptop: RAPL) on sid / fp32 and 0.5x on sid / static, has the
+#: higher PSNR on sid / static (so a "higher is better" ratio above 1x is the better one), and
+#: light / fp32 ran on A only, lighter / fp32 on B only. Ratios are chosen off the rounding ties.
+MACHINE_ROWS: dict[tuple[str, str], dict[int, tuple[float, float]]] = {
+    ("sid", "fp32"): {4: (100.0, 28.90), 2: (200.0, 28.90)},
+    ("sid", "static"): {4: (40.0, 28.40), 2: (20.0, 28.70)},
+    ("light", "fp32"): {4: (30.0, 28.30)},
+    ("lighter", "fp32"): {2: (9.0, 27.60)},
+}
+#: Machine A and B's indices for :func:`machine_spec`.
+MACHINE_A, MACHINE_B = 4, 2
+
+
+def machines_record(model: str, quant: str, machine: int | dict[str, Any], latency: float,
+                    psnr: float, **overrides: Any) -> dict[str, Any]:
+    """A record with its figures set exactly: end-to-end = latency + 30 ms, peak RSS = 10x the
+    latency in MiB, net energy = the latency in mJ (None on a machine without a meter)."""
+    spec = machine if isinstance(machine, dict) else machine_spec(machine)
+    values: dict[str, Any] = {
+        "latency__median_ms": latency, "end_to_end__total_ms": latency + 30.0,
+        "quality__psnr_db": psnr, "memory__peak_rss_mib": 10 * latency}
+    if spec["meter"] is not None:
+        values["energy__energy_per_inference_net_mj"] = latency
+    values.update(overrides)
+    return make_record(model, quant, machine=spec, **{"position": 2, **values})
+
+
+def write_machines_store(folder: str | Path, *, evil_label: str | None = None
+                         ) -> list[dict[str, Any]]:
+    """A results folder of :data:`MACHINE_ROWS`, plus what the comparison must leave out or
+    look past: two older, 5x slower sid / fp32 runs and a faster sid / static run on A
+    (position 1: not the latest; A has the most rows, 7 to B's 6), a user
+    checkpoint and a ``--limit`` run on B (not reference variants), a task "other" that only B
+    ran. ``evil_label``: a third machine (a Pi 4, index 3) with that label,
+    running sid / fp32 in 150 ms."""
+    folder = Path(folder)
+    records = [machines_record(m, q, mi, lat, psnr)
+               for (m, q), per in MACHINE_ROWS.items() for mi, (lat, psnr) in per.items()]
+    records.append(machines_record("sid", "fp32", MACHINE_A, 500.0, 28.9, position=1))
+    records.append(machines_record("sid", "fp32", MACHINE_A, 510.0, 28.9, position=1,
+                                   run_id="older-again"))
+    records.append(machines_record("sid", "static", MACHINE_A, 7.0, 28.4, position=1))
+    records.append(machines_record("sid", "fp32", MACHINE_B, 1.0, 20.0,
+                                   variant__checkpoint={"name": "mine.safetensors",
+                                                        "sha256": "cd" * 32, "source": "user",
+                                                        "reference": False},
+                                   run_id="user-checkpoint"))
+    records.append(machines_record("sid", "static", MACHINE_B, 2.0, 20.0,
+                                   task__pairs_evaluated=3, task__limit=3, run_id="limited-run"))
+    records.append(machines_record("sid", "fp32", MACHINE_B, 77.0, 28.0, task="other"))
+    if evil_label is not None:
+        spec = machine_spec(3)
+        spec["label"] = evil_label
+        records.append(machines_record("sid", "fp32", spec, 150.0, 28.9))
+    for rec in records:
+        write_record(rec, folder)
+    return records

@@ -97,7 +97,8 @@ def _identity(rec: dict) -> tuple:
     shipped = ckpt.get("reference", ckpt.get("source") in ("shipped", None))
     return (rec["environment"]["commit"].get("sha"), m.get("cpu"), m.get("arch"), m.get("cores"),
             m.get("ram_mib"), m.get("accelerator"), jet.get("model"), jet.get("l4t_release"),
-            jet.get("nvpmodel"), m.get("hostname_label"), task["name"], task["version"],
+            jet.get("nvpmodel"), m.get("hostname_label"), tuple(sorted(m.get("isa") or ())),
+            task["name"], task["version"],
             task.get("manifest_sha256"), task.get("crop"), rec["variant"]["model"],
             rec["variant"]["quant"], (rec["variant"].get("runtime") or {}).get("name", "torch"),
             None if shipped else ckpt.get("sha256"),

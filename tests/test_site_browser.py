@@ -15,8 +15,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from site_fixtures import PAIRS, RUNTIME_ROWS, write_runtime_store, write_store
+from site_fixtures import (
+    MACHINE_A,
+    MACHINE_B,
+    MACHINE_ROWS,
+    PAIRS,
+    RUNTIME_ROWS,
+    machine_spec,
+    write_machines_store,
+    write_runtime_store,
+    write_store,
+)
 
+from lowbench.results.provenance import machine_id
 from lowbench.site.build import build_site
 
 
@@ -230,6 +241,72 @@ def test_runtime_filter_hides_rows(driver, runtime_site: Path) -> None:
     box.find_element("css selector", "input[value=onnxruntime]").click()
     box.find_element("css selector", "input[value=torch]").click()
     assert len(visible()) == 8
+    assert not _severe(driver.get_log("browser"))
+
+
+@pytest.fixture(scope="module")
+def machines_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The asymmetric machines store (site_fixtures.MACHINE_ROWS) with a third machine whose
+    label tries to close the data's script element."""
+    tmp = tmp_path_factory.mktemp("browser-machines-site")
+    write_machines_store(tmp / "results", evil_label="Pi </script><b>4</b>")
+    build_site([tmp / "results"], tmp / "site")
+    return tmp / "site"
+
+
+def test_reference_machine_select_recomputes_ratios(driver, machines_site: Path) -> None:
+    """Choosing B as the reference rewrites every ratio as value / B's value (computed here from
+    MACHINE_ROWS), the verdict classes and the reference marks; choosing A again restores the
+    page as it was built (the script and the build write the same text)."""
+    assert not _severe(_open(driver, machines_site / "machines.html"))
+    a, b = (machine_id(machine_spec(i)["machine"]) for i in (MACHINE_A, MACHINE_B))
+    table = driver.find_element("css selector", "table.compare[id^='cmp-compare-synth']")
+    heads = table.find_elements("css selector", "thead tr")[1].find_elements("css selector",
+                                                                            "th")
+    titles = [th.get_attribute("title") for th in heads]  # the machines, once per metric
+    n = len(titles) // len(table.find_elements("css selector", "thead tr")[0]
+                           .find_elements("css selector", "th")[1:])
+    machines = titles[:n]
+
+    def latency(label: str) -> dict[str, tuple[str, str]]:
+        row = next(r for r in table.find_elements("css selector", "tbody tr")
+                   if r.find_element("css selector", "td").text == label)
+        tds = row.find_elements("css selector", "td")[1:1 + n]
+        return {m: (td.text, td.get_attribute("class"))
+                for m, td in zip(machines, tds, strict=True)}
+
+    def page_state() -> str:
+        return table.get_attribute("innerHTML")
+
+    select = driver.find_element("id", "cmp-select")
+    assert select.is_displayed() and select.get_attribute("value") == a
+    built = page_state()
+    assert latency("sid / fp32")[b][0] == "200.0 ms · 2.00×"
+    from selenium.webdriver.support.ui import Select
+
+    Select(select).select_by_value(b)
+    for (model, quant), per in MACHINE_ROWS.items():
+        cells = latency(f"{model} / {quant}")
+        for mi, (lat, _psnr) in per.items():
+            text, cls = cells[machine_id(machine_spec(mi)["machine"])]
+            ref = per.get(MACHINE_B)
+            if ref is None:
+                assert "×" not in text, text
+            else:
+                assert text.endswith(f" · {lat / ref[0]:.2f}×"), (model, quant, text)
+    assert latency("sid / fp32")[a] == ("100.0 ms · 0.50×", "nowrap better")
+    assert latency("sid / static")[a] == ("40.00 ms · 2.00×", "nowrap worse")
+    assert latency("sid / fp32")[b][0] == "200.0 ms · 1.00×"
+    ref_heads = [th.get_attribute("title") for th in heads if "ref" in th.get_attribute("class")]
+    assert set(ref_heads) == {b}
+    assert "(reference)" in heads[titles.index(b)].text
+    assert driver.find_element("id", "cmp-reference-name").text == "Raspberry Pi 5"
+    # the task only B ran now has a reference: its note is hidden, its cells 1.00x
+    other = driver.find_element("css selector", "p.cmp-noref[data-table^='compare-other']")
+    assert not other.is_displayed()
+    Select(select).select_by_value(a)
+    assert page_state() == built
+    assert other.is_displayed()
     assert not _severe(driver.get_log("browser"))
 
 

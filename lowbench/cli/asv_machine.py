@@ -23,8 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def machine_description(name: str) -> dict[str, str]:
-    """asv's machine fields for this machine (strings; RAM in bytes, as asv detects it)."""
-    from lowbench.environment import cpu_model, jetson_info, meminfo_mib
+    """asv's machine fields for this machine (strings; RAM in bytes, as asv detects it), and
+    lowbench's ``isa`` (the ISA features, space-separated: asv keeps the extra field, and
+    lowbench reads it back so that asv and evaluate rows of one machine share one id)."""
+    from lowbench.environment import cpu_isa, cpu_model, jetson_info, meminfo_mib
 
     ram_bytes = int(round(meminfo_mib().get("MemTotal", 0) * 1024)) * 1024
     cpu = cpu_model()
@@ -33,7 +35,7 @@ def machine_description(name: str) -> dict[str, str]:
         cpu = f"{cpu} ({jet['model']})"
     return {"machine": name, "os": f"{platform.system()} {platform.release()}",
             "arch": platform.machine(), "cpu": cpu, "num_cpu": str(os.cpu_count() or 1),
-            "ram": str(ram_bytes)}
+            "ram": str(ram_bytes), "isa": " ".join(cpu_isa()[0])}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,7 +30,8 @@ from lowbench.results.runtime_fields import EAGER, RUNTIME_FIELDS
 
 
 def machine_from_asv(desc: dict[str, Any]) -> dict[str, Any]:
-    """lowbench's machine fields from an asv ``machine.json`` entry (ram in bytes -> MiB)."""
+    """lowbench's machine fields from an asv ``machine.json`` entry (ram in bytes -> MiB; the
+    ISA features where ``lowbench asv-machine`` wrote them, space-separated)."""
     try:
         ram_mib = round(int(desc.get("ram")) / 2**20, 1)
     except (TypeError, ValueError):
@@ -39,9 +40,13 @@ def machine_from_asv(desc: dict[str, Any]) -> dict[str, Any]:
         cores = int(desc.get("num_cpu"))
     except (TypeError, ValueError):
         cores = None
-    return {"hostname_label": None, "cpu": desc.get("cpu"), "arch": desc.get("arch"),
-            "cores": cores, "ram_mib": ram_mib, "swap_mib": None, "os": desc.get("os"),
-            "accelerator": None, "jetson": None, "asv_machine": desc.get("machine")}
+    machine = {"hostname_label": None, "cpu": desc.get("cpu"), "arch": desc.get("arch"),
+               "cores": cores, "ram_mib": ram_mib, "swap_mib": None, "os": desc.get("os"),
+               "accelerator": None, "jetson": None, "asv_machine": desc.get("machine")}
+    isa = desc.get("isa")
+    if isinstance(isa, str) and isa.split():  # written by `lowbench asv-machine`
+        machine["isa"] = sorted(isa.split())
+    return machine
 
 
 def _param_value(text: str) -> str:

@@ -34,13 +34,20 @@ def shipped_digests() -> frozenset[str]:
 
 def machine_id(machine: dict[str, Any]) -> str:
     """A short stable digest (12 hex) of the fields that identify a machine (not its hostname):
-    two machines never share a row, and asv results of the same hardware get the same id."""
+    two machines never share a row, and asv results of the same hardware get the same id.
+
+    The ISA features (``isa``, see :func:`lowbench.environment.cpu_isa`) count where the
+    description lists some, so two VMs with the same CPU string, one with AVX-512 and one
+    without, are two machines; a description without them (every record before they were
+    recorded, or an empty list) keeps the id it always had."""
     jet = machine.get("jetson")
     if not isinstance(jet, dict):
         jet = {}
+    isa = machine.get("isa")
     fields = (*(machine.get(k) for k in ("cpu", "arch", "cores", "ram_mib", "accelerator")),
               *(jet.get(k) for k in ("model", "l4t_release", "nvpmodel")),
-              machine.get("hostname_label"))
+              machine.get("hostname_label"),
+              tuple(sorted(map(str, isa))) if isinstance(isa, list) and isa else None)
     try:
         return _machine_digest(fields)  # memoized: 200,000 records come from a few machines
     except TypeError:  # an unhashable field (a list or dict): compute it afresh
@@ -49,11 +56,13 @@ def machine_id(machine: dict[str, Any]) -> str:
 
 @lru_cache(maxsize=1024)
 def _machine_digest(fields: tuple) -> str:
-    cpu, arch, cores, ram_mib, accelerator, model, l4t_release, nvpmodel, label = fields
+    cpu, arch, cores, ram_mib, accelerator, model, l4t_release, nvpmodel, label, isa = fields
     ident = {"cpu": cpu, "arch": arch, "cores": cores, "ram_mib": ram_mib,
              "accelerator": accelerator,
              "jetson": {"model": model, "l4t_release": l4t_release, "nvpmodel": nvpmodel},
              "label": label}
+    if isa is not None:
+        ident["isa"] = list(isa)
     return json_digest(ident, 12)
 
 

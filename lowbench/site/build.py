@@ -9,7 +9,6 @@ output depends on the time, the build machine or the results folders' absolute p
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import shutil
 import threading
@@ -31,6 +30,7 @@ from lowbench.site.charts import pareto_figure
 from lowbench.site.costs import costs_context
 from lowbench.site.gallery import ImageStore, build_gallery
 from lowbench.site.history import build_history
+from lowbench.site.machines import write_machine_pages
 from lowbench.site.memory_curves import curve_context, curve_figure, load_curves
 from lowbench.site.model import Variant, group_tables, latest, variant_slug
 
@@ -223,21 +223,8 @@ def _write_site(out: Path, folders: list[Path], rows: list[dict[str, Any]],
            recent=recent[:cap], truncated=len(recent) if len(recent) > cap else 0,
            show_table=True, bands=pages.bands(rows))
 
-    # machines and downloads
-    mlist = []
-    for mid, desc in sorted(machines.items(), key=lambda kv: (str(kv[1].get("label")), kv[0])):
-        m = desc.get("machine") or {}
-        href = pages.machine_href(mid)
-        mine = [{"slug": t.slug, "title": t.title, "history_href": f"history/{t.slug}.html"}
-                for t in tables if t.machine_id == mid]
-        w.page(href, "machine.html", title=f"Machine: {desc.get('label')}", machine_id=mid,
-               tables=mine, machine_json=json.dumps(m, indent=2, sort_keys=True, default=str),
-               software_json=json.dumps(desc.get("software"), indent=2, sort_keys=True,
-                                        default=str))
-        mlist.append({"href": href, "label": desc.get("label"), "id": mid, "cpu": m.get("cpu"),
-                      "cores": m.get("cores"), "ram": m.get("ram_mib"),
-                      "accelerator": m.get("accelerator") or ""})
-    w.page("machines.html", "machines.html", title="Machines", machines=mlist)
+    # machines (list, comparison, one page each) and downloads
+    write_machine_pages(w, rows, tables, machines)
     w.page("downloads.html", "downloads.html", title="Downloads", tables=boards)
     lap("pages_s")
     for job in all_rows:
