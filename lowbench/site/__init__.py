@@ -9,6 +9,7 @@ direction, minimum effect, which views show it) comes from the catalogue,
 
 Modules: ``model`` (variants, ordering, latest commit), ``pareto``, ``history`` (compared changes,
 regressions), ``svg`` (hand-made sparklines), ``ablation``, ``charts`` (matplotlib), ``gallery``,
-``downloads``, ``pages`` (template data, page writer) and ``build`` (orchestration, staging
+``downloads``, ``pages`` (template data, page writer), ``history_pages`` (history and variant
+pages), ``machines``, ``costs``, ``memory_curves`` and ``build`` (orchestration, staging
 folder, worker processes).
 """

@@ -24,7 +24,7 @@ from lowbench.results.columns import header
 from lowbench.results.records import RecordWarning
 from lowbench.results.table import load_table
 from lowbench.results.training import load_training_records
-from lowbench.site import downloads, pages
+from lowbench.site import downloads, history_pages, pages
 from lowbench.site.ablation import build_ablation
 from lowbench.site.charts import pareto_figure
 from lowbench.site.costs import costs_context
@@ -172,8 +172,8 @@ def _write_site(out: Path, folders: list[Path], rows: list[dict[str, Any]],
     data.mkdir(parents=True, exist_ok=True)
     all_rows = [_background(downloads.write_csv, data, "rows", rows, cols, parallel=big),
                 _background(downloads.write_json, data, "rows", rows, cols, parallel=big)]
-    changes = pages.changes_rows(histories)
-    downloads.write_table(data, "changes", changes, pages.change_columns(changes))
+    changes = history_pages.changes_rows(histories)
+    downloads.write_table(data, "changes", changes, history_pages.change_columns(changes))
     store = ImageStore(out)
     lap("downloads_s")
 
@@ -214,14 +214,14 @@ def _write_site(out: Path, folders: list[Path], rows: list[dict[str, Any]],
     # history and variant pages
     overview = []
     for h, lt in zip(histories, latests, strict=True):
-        overview.append(pages.history_page(w, h, hrefs))
-        pages.variant_pages(w, h, lt, hrefs, store)
-    cap = pages.MAX_CHANGES
-    recent = [pages.change_ctx(c, h, hrefs[(h.table.key, c.variant)])
+        overview.append(history_pages.history_page(w, h, hrefs))
+        history_pages.variant_pages(w, h, lt, hrefs, store)
+    cap = history_pages.MAX_CHANGES
+    recent = [history_pages.change_ctx(c, h, hrefs[(h.table.key, c.variant)])
               for o, h in zip(overview, histories, strict=True) for c in o.pop("recent")]
     w.page("history.html", "history.html", title="History", tables=overview,
            recent=recent[:cap], truncated=len(recent) if len(recent) > cap else 0,
-           show_table=True, bands=pages.bands(rows))
+           show_table=True, bands=history_pages.bands(rows))
 
     # machines (list, comparison, one page each) and downloads
     write_machine_pages(w, rows, tables, machines)
