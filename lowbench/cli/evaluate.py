@@ -58,15 +58,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tegrastats", default=None,
                    help="tegrastats executable (Jetson energy; default: none)")
     p.add_argument("--latency-budget", type=nonnegative_float, default=DEFAULT_BUDGET_S,
-                   help="cap on the seconds of timed forward passes (default %(default)g; the "
-                        "loop stops earlier once --latency-target is met)")
+                   help=f"cap on the seconds of timed forward passes (default "
+                        f"{DEFAULT_BUDGET_S}; the loop stops earlier once --latency-target is "
+                        "met)")
     p.add_argument("--latency-min-runs", type=positive_int, default=DEFAULT_MIN_RUNS,
                    help="fewest timed forward passes, whatever the budget")
     p.add_argument("--latency-target", type=nonnegative_float, default=DEFAULT_TARGET_REL,
                    metavar="FRACTION",
                    help="stop timing once the median's 95%% interval is within +/- FRACTION "
-                        f"of it, after >= {CONVERGE_MIN_RUNS} runs (default %(default)g; 0: "
-                        "always run the whole budget)")
+                        f"of it, after >= {CONVERGE_MIN_RUNS} runs (default "
+                        f"{DEFAULT_TARGET_REL}; 0: always run the whole budget)")
     p.add_argument("--tile", type=positive_int, default=None, metavar="N",
                    help="run the network tile by tile: tiles of N x N packed pixels (a multiple "
                         "of 16; packed = half the raw size), blended across --overlap "
