@@ -50,8 +50,30 @@ SHIFT_MIN_VARIANTS = 3
 Kind = Literal["regression", "improvement", "same", "n/a", "shift"]
 
 
+class Movement:
+    """``before`` -> ``after`` of one metric (numbers in its unit; anything else, e.g. a status,
+    has no delta): what a verdict and a history change share."""
+
+    before: Any
+    after: Any
+
+    @property
+    def delta(self) -> float | None:
+        """after - before (the metric's unit); None unless both are numbers."""
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                   for v in (self.before, self.after)):
+            return None
+        return self.after - self.before
+
+    @property
+    def relative(self) -> float | None:
+        """(after - before) / |before| (None when before is 0 or not a number)."""
+        d = self.delta
+        return None if d is None or not self.before else d / abs(self.before)
+
+
 @dataclass(frozen=True)
-class Verdict:
+class Verdict(Movement):
     """One metric of one variant, ``before`` -> ``after`` (the metric's unit)."""
 
     metric: str
@@ -68,19 +90,6 @@ class Verdict:
     shift: float = 1.0
     #: why the verdict is what it is, in words
     reason: str = ""
-
-    @property
-    def delta(self) -> float | None:
-        """after - before (the metric's unit)."""
-        if self.before is None or self.after is None:
-            return None
-        return self.after - self.before
-
-    @property
-    def relative(self) -> float | None:
-        """(after - before) / |before| (None when before is 0 or missing)."""
-        d = self.delta
-        return None if d is None or not self.before else d / abs(self.before)
 
     @property
     def bad(self) -> bool:

@@ -24,6 +24,7 @@ from lowbench.results.columns import column, metric_names, min_effect
 from lowbench.results.compare import (
     ALPHA,
     SHIFT_MIN_VARIANTS,
+    Movement,
     Verdict,
     compare_many,
     preference,
@@ -58,7 +59,7 @@ def rule_definitions(metrics: Iterable[str] | None = None) -> list[tuple[str, st
 
 
 @dataclass
-class Change:
+class Change(Movement):
     """A flagged change of one metric of one variant between two consecutive measured commits."""
 
     variant: Variant
@@ -76,19 +77,6 @@ class Change:
     reason: str = ""
     #: the common session shift the change was judged net of (a factor on ``after``)
     shift: float = 1.0
-
-    @property
-    def delta(self) -> float | None:
-        """after - before (None for a status change)."""
-        if isinstance(self.before, str) or isinstance(self.after, str):
-            return None
-        return self.after - self.before
-
-    @property
-    def relative(self) -> float | None:
-        """(after - before) / |before| (None when before is 0 or a status)."""
-        d = self.delta
-        return None if d is None or not self.before else d / abs(self.before)
 
     @property
     def bad(self) -> bool:
