@@ -28,10 +28,11 @@ from lowbench.results.records import write_record
 
 #: The stated A/A goal: at most 1 flag per 100 comparisons.
 FALSE_ALARM_RATE = 0.01
-ROUNDS = 10
+ROUNDS = 14
 #: Interleaved slices per round and timed calls per slice (64 samples per network and round).
 SLICES, RUNS = 8, 8
-LATENCY = ("latency_median_ms", "latency_p90_ms", "latency_p99_ms")
+#: The quantiles a 64-sample round can compare (a p99 needs 367 samples per run: untested).
+LATENCY = ("latency_median_ms", "latency_p90_ms")
 
 
 @pytest.fixture(scope="module")
@@ -75,18 +76,19 @@ def test_aa_false_alarm_rate_is_within_the_goal(rounds: list[dict[str, dict]]) -
     comparisons = flags = 0
     details = []
     for a, b in zip(rounds, rounds[1:], strict=False):
-        per, _ = compare_many({n: (a[n], b[n]) for n in a}, LATENCY)
+        per, _ = compare_many({n: (a[n], b[n]) for n in a}, (*LATENCY, "latency_p99_ms"))
         for name, verdicts in per.items():
             for v in verdicts:
+                if v.metric == "latency_p99_ms":
+                    assert v.kind == "n/a" and "needs >= 367" in v.reason
+                    continue
+                assert v.kind != "n/a", v.reason
                 comparisons += 1
                 if v.flagged:
                     flags += 1
                     details.append((name, v.metric, v.reason))
-    assert comparisons == (ROUNDS - 1) * 4 * len(LATENCY) == 108
-    assert flags <= FALSE_ALARM_RATE * comparisons + 1e-9, details
-    # a p99 needs 367 samples per run for its interval, so 64-sample rounds leave it untested
-    assert all(v.kind == "n/a" for vs in per.values() for v in vs
-               if v.metric == "latency_p99_ms")
+    assert comparisons == (ROUNDS - 1) * 4 * len(LATENCY) == 104
+    assert flags <= FALSE_ALARM_RATE * comparisons, details
 
 
 def test_injected_slowdown_is_flagged(forwards: dict) -> None:
