@@ -104,6 +104,19 @@ def frame_options(args: argparse.Namespace) -> int:
     return overlap
 
 
+def check_sources(args: argparse.Namespace) -> None:
+    """Check ``--tegrastats``, ``--task`` and ``--data-root`` in the order the harness does,
+    before torch is imported: a missing file or folder answers in a second, not after the
+    import (the harness checks them again, with the same messages)."""
+    from lowbench.tasks import get_task
+
+    if args.tegrastats is not None:
+        from lowbench.energy.select import check_tegrastats_path
+
+        check_tegrastats_path(args.tegrastats)
+    get_task(args.task).resolve_root(args.data_root)
+
+
 def out_folder(args: argparse.Namespace) -> Path:
     """Where the record and gallery PNGs go: ``--out``, the checkout's ``results/`` with
     ``--publish``, else the user results store (:func:`lowbench.paths.results_store`)."""
@@ -125,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         raise LowbenchError(f"libraw has no weights, so --checkpoint {args.checkpoint} would be "
                             "ignored; drop --checkpoint or pick a learned model")
     frame_options(args)  # before torch is imported, like --publish: bad values answer at once
+    check_sources(args)
     out = out_folder(args)
     from tabulate import tabulate
 
