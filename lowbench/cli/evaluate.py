@@ -139,16 +139,16 @@ def run(args: argparse.Namespace) -> int:
                             "ignored; drop --checkpoint or pick a learned model")
     frame_options(args)  # before torch is imported, like --publish: bad values answer at once
     check_sources(args)
-    out = out_folder(args)
+    from lowbench.fsutil import check_output_folder
+
+    out = check_output_folder(out_folder(args))  # a folder it cannot write: before torch too
     from tabulate import tabulate
 
-    from lowbench.fsutil import check_output_folder
     from lowbench.harness.evaluate import evaluate, summary_rows
     from lowbench.progress import Progress
     from lowbench.results.records import write_record
 
     cfg = config_from_args(args)
-    out = check_output_folder(out)
     t0 = time.perf_counter()
 
     # on stderr, terminal or not (CI logs, nohup): a tqdm bar on a TTY, else a line every few s
