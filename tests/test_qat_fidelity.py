@@ -26,7 +26,7 @@ def crops() -> list[torch.Tensor]:
     return calibrate.calibration_crops("synth", None, TINY)[0]
 
 
-def calibrated_qat(name: str, crops: list[torch.Tensor]) -> torch.nn.Module:
+def _calibrated_qat(name: str, crops: list[torch.Tensor]) -> torch.nn.Module:
     """A seeded QAT model, one Adam step away from init, with calibrated frozen ranges."""
     torch.manual_seed(0)
     model = prepare_qat_model(build(name), name)
@@ -38,12 +38,27 @@ def calibrated_qat(name: str, crops: list[torch.Tensor]) -> torch.nn.Module:
     return model
 
 
+@pytest.fixture(scope="module")
+def calibrated_qat(crops: list[torch.Tensor]):
+    """``calibrated_qat(name)``: a fresh copy of :func:`_calibrated_qat`'s model of ``name``,
+    built once per module (the weights and pool tests of every model, and the records test,
+    read the same seeded model; each gets its own copy to put in eval mode or convert)."""
+    built: dict[str, torch.nn.Module] = {}
+
+    def get(name: str) -> torch.nn.Module:
+        if name not in built:
+            built[name] = _calibrated_qat(name, crops)
+        return copy.deepcopy(built[name])
+
+    return get
+
+
 @pytest.mark.parametrize("name", LEARNED_MODELS)
-def test_weights_train_on_the_grid_int8_ships(name, crops):
+def test_weights_train_on_the_grid_int8_ships(name, calibrated_qat):
     """Every int8 layer's dequantized weight is exactly what its weight fake-quant produced in
     training. PyTorch's default fused fake-quant divides by 128 or 127 where convert divides by
     127.5, which fails this on nearly every channel."""
-    qat = calibrated_qat(name, crops).eval()
+    qat = calibrated_qat(name).eval()
     acts = activation_fake_quants(qat)
     assert acts and all(isinstance(fq, StorageRangeFakeQuantize) for fq in acts)
     trained = {}
@@ -90,11 +105,11 @@ def test_storage_range_fake_quant_is_per_tensor_only():
 
 
 @pytest.mark.parametrize("name", LEARNED_MODELS)
-def test_pool_outputs_keep_their_input_qparams(name, crops):
+def test_pool_outputs_keep_their_input_qparams(name, calibrated_qat):
     """int8 max pools pass their input's scale/zero point through; after calibration the QAT
     graph's pool-output fake-quants carry the same values, so fake-quantizing a pooled tensor
     is the identity, as in int8."""
-    qat = calibrated_qat(name, crops).eval()
+    qat = calibrated_qat(name).eval()
     gm = qat.core
     mods = dict(gm.named_modules(remove_duplicate=False))
     pools = 0
@@ -130,7 +145,8 @@ def test_static_int8_is_unchanged_by_the_pool_ties(crops):
     assert torch.equal(a, b)
 
 
-def test_records_say_which_qat_numerics_a_checkpoint_trained_with(crops, tmp_path):
+def test_records_say_which_qat_numerics_a_checkpoint_trained_with(calibrated_qat,
+                                                                  tmp_path):
     """A QAT checkpoint written by `lowbench train --qat` says it trained on the int8-matched
     numerics; one without the marker or a distill field predates them and says to retrain."""
     import json
@@ -138,7 +154,7 @@ def test_records_say_which_qat_numerics_a_checkpoint_trained_with(crops, tmp_pat
     from lowbench.checkpoint import save_checkpoint
     from lowbench.quant.qat import QAT_NUMERICS
 
-    qat = calibrated_qat("lighter", crops)
+    qat = calibrated_qat("lighter")
     old = save_checkpoint(tmp_path / "old.safetensors", "lighter", qat.state_dict(),
                           {"task": "test", "recipe": json.dumps({"steps": 1})},
                           check_architecture=False)

@@ -114,12 +114,23 @@ def test_two_process_gloo_ddp_ranks_agree(tmp_path: Path) -> None:
                                                           "ddp.state.safetensors"]
 
 
-def test_distilling_from_its_own_start_changes_nothing(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def start_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-step TINY lighter checkpoint: the float start both distillation tests begin from
+    (training is deterministic, so one run serves both)."""
+    threads = torch.get_num_threads()
+    start = tmp_path_factory.mktemp("distill-start") / "start.safetensors"
+    _run(Recipe(steps=2, **TINY), start)
+    torch.set_num_threads(threads)
+    return start
+
+
+def test_distilling_from_its_own_start_changes_nothing(tmp_path: Path,
+                                                       start_checkpoint: Path) -> None:
     """--distill 1 matches the frozen float start: started from those very weights the L1 to
     the teacher and its gradient are zero, so the weights stay bit-identical; the same run on
     the ground truth moves them (so the teacher, not luck, kept them)."""
-    start = tmp_path / "start.safetensors"
-    _run(Recipe(steps=2, **TINY), start)
+    start = start_checkpoint
     init_sd, _ = load_checkpoint(start, "lighter")
     kept = tmp_path / "distilled.safetensors"
     _run(Recipe(steps=3, distill=1.0, **TINY), kept, init=str(start))
@@ -145,7 +156,8 @@ def test_distill_needs_a_teacher_and_a_weight_in_range(tmp_path: Path, distill: 
         _run(Recipe(steps=1, distill=distill, **TINY), tmp_path / "x.safetensors")
 
 
-def test_qat_distill_run_validates_against_its_teacher(tmp_path: Path, monkeypatch) -> None:
+def test_qat_distill_run_validates_against_its_teacher(tmp_path: Path, monkeypatch,
+                                                       start_checkpoint: Path) -> None:
     """A QAT run distilling the fp32 start records, at every validation, how close (dB) its
     fake-quant model is to that teacher, and writes a checkpoint that converts to int8."""
     from quant_fixtures import TINY_CALIBRATION
@@ -154,8 +166,7 @@ def test_qat_distill_run_validates_against_its_teacher(tmp_path: Path, monkeypat
     from lowbench.variants import build_variant
 
     monkeypatch.setattr(qat, "DEFAULT_CALIBRATION", TINY_CALIBRATION)  # seconds, not minutes
-    start = tmp_path / "start.safetensors"
-    _run(Recipe(steps=2, **TINY), start)
+    start = start_checkpoint
     out = tmp_path / "qat.safetensors"
     summary = train(Recipe(steps=2, distill=1.0, qat=True, **TINY), out, init=str(start),
                     scenes=4, threads=1, val_every=1, progress=False)

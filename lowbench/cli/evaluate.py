@@ -128,6 +128,19 @@ def frame_options(args: argparse.Namespace) -> int:
     return overlap
 
 
+def check_sources(args: argparse.Namespace) -> None:
+    """Check ``--tegrastats``, ``--task`` and ``--data-root`` in the order the harness does,
+    before torch is imported: a missing file or folder answers in a second, not after the
+    import (the harness checks them again, with the same messages)."""
+    from lowbench.tasks import get_task
+
+    if args.tegrastats is not None:
+        from lowbench.energy.select import check_tegrastats_path
+
+        check_tegrastats_path(args.tegrastats)
+    get_task(args.task).resolve_root(args.data_root)
+
+
 def out_folder(args: argparse.Namespace) -> Path:
     """Where the record and gallery PNGs go: ``--out``, the checkout's ``results/`` with
     ``--publish``, else the user results store (:func:`lowbench.paths.results_store`)."""
@@ -150,16 +163,17 @@ def run(args: argparse.Namespace) -> int:
                             "ignored; drop --checkpoint or pick a learned model")
     frame_options(args)  # before torch is imported, like --publish: bad values answer at once
     grid_from_args(args)  # --grid-intensity / --grid-region: the same
-    out = out_folder(args)
+    check_sources(args)
+    from lowbench.fsutil import check_output_folder
+
+    out = check_output_folder(out_folder(args))  # a folder it cannot write: before torch too
     from tabulate import tabulate
 
-    from lowbench.fsutil import check_output_folder
     from lowbench.harness.evaluate import evaluate, summary_rows
     from lowbench.progress import Progress
     from lowbench.results.records import write_record
 
     cfg = config_from_args(args)
-    out = check_output_folder(out)
     t0 = time.perf_counter()
 
     # on stderr, terminal or not (CI logs, nohup): a tqdm bar on a TTY, else a line every few s
