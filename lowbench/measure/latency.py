@@ -13,6 +13,7 @@ with a rank test (:mod:`lowbench.results.compare`).
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -137,6 +138,43 @@ def measure_latency(
                              "and budget_s s of timed runs"},
             "samples_ms": [round(t / _NS_PER_MS, SAMPLE_DECIMALS) for t in samples],
             "clock": _clock_description(sync)}
+
+
+def measure_interleaved(fns: dict[str, Callable[[], object]], *, runs: int,
+                        warmup: int = 1) -> dict[str, dict]:
+    """Time several callables call by call in turn (a, b, c, a, b, c, ...): ``runs`` timed calls
+    each after ``warmup`` untimed rounds, so the i-th sample of every callable was taken within
+    a few calls of the others' and a machine's slow drift (another tenant, a frequency change)
+    touches all alike; the way to compare two variants on a noisy machine.
+
+    Returns name -> :func:`summarize_ns`'s statistics (ms) plus ``ci`` and ``samples_ms``, as
+    :func:`measure_latency` (``stop.reason`` is "fixed": ``runs`` calls), and ``interleaved``
+    (the session's id, this callable's position in each round): two runs of one session are
+    compared pair by pair (:mod:`lowbench.results.compare`)."""
+    if runs < 1:
+        raise ValueError(f"runs must be >= 1, got {runs}")
+    items = list(fns.items())
+    for _ in range(warmup):
+        for _name, fn in items:
+            fn()
+    clock = time.perf_counter_ns
+    times: dict[str, list[int]] = {name: [0] * runs for name in fns}
+    for i in range(runs):
+        for name, fn in items:
+            t0 = clock()
+            fn()
+            times[name][i] = clock() - t0
+    session = uuid.uuid4().hex[:12]
+    out = {}
+    for position, (name, samples) in enumerate(times.items()):
+        ms = [t / _NS_PER_MS for t in samples]
+        out[name] = {**summarize_ns(samples), "ci": latency_ci(ms),
+                     "samples_ms": [round(t, SAMPLE_DECIMALS) for t in ms],
+                     "stop": {"reason": "fixed", "runs": runs},
+                     "interleaved": {"session": session, "position": position,
+                                     "callables": len(fns)},
+                     "warmup": warmup, "clock": _clock_description(None)}
+    return out
 
 
 def _converged(samples_ns: list[int], target_rel: float | None) -> bool:

@@ -69,7 +69,7 @@ class Column:
     #: where a record holds the value's 95% interval ([lo, hi], this unit); None: no interval
     ci: tuple[str, ...] | None = None
     #: the quantile of the timed runs this column is (0.5: the median); a comparison needs
-    #: enough samples in both runs for its interval to exist (36 for a p90, 367 for a p99)
+    #: enough samples in both runs for its interval to exist (36 for a p90, 368 for a p99)
     quantile: float | None = None
     #: precision at which Pareto marks compare values (None: exact)
     resolution: float | None = None

@@ -4,12 +4,14 @@ page and the A/A tests share (issue 20).
 A change is reported only when it is both **real** and **large enough**:
 
 - *real*: a two-sided rank test on the runs' raw values rejects "no change" at :data:`ALPHA`:
-  Mann-Whitney U on the timed runs of the latency loop, Wilcoxon's signed-rank test on the
-  per-pair values (PSNR, SSIM, end-to-end time) of the pairs both runs scored. A timing metric
-  (one the machine's state moves) whose runs kept no raw values (records from before issue 20,
-  asv rows) is ``n/a`` (untested), never flagged on its summary alone; quality without per-pair
-  values (a deterministic score of the same pairs) and a metric with one value per run (peak
-  RSS, energy, size) are judged on the minimum effect alone, and the verdict says so;
+  Mann-Whitney U on the timed runs of the latency loop (Wilcoxon signed-rank on the log
+  ratios of paired calls when the two runs were interleaved call by call in one session),
+  Wilcoxon's signed-rank test on the per-pair values (PSNR, SSIM, end-to-end time) of the
+  pairs both runs scored. A timing metric (one the machine's state moves) whose runs kept no
+  raw values (records from before issue 20, asv rows) is ``n/a`` (untested), never flagged on
+  its summary alone; quality without per-pair values (a deterministic score of the same pairs)
+  and a metric with one value per run (peak RSS, energy, size) are judged on the minimum
+  effect alone, and the verdict says so;
 - *large enough*: the change is at least the metric's minimum effect (the catalogue's
   ``Column.min_effect``: a fraction of the previous value and an absolute floor); an exact
   metric (size, parameters, MACs) changes at any difference.
@@ -125,6 +127,15 @@ def pair_values(row: Mapping[str, Any], metric: str) -> dict[str, float]:
     return out
 
 
+def _same_session(before: Mapping[str, Any], after: Mapping[str, Any], n_a: int,
+                  n_b: int) -> bool:
+    """Whether two rows' timed runs were interleaved call by call in one session
+    (:func:`lowbench.measure.latency.measure_interleaved`), so they pair up one to one."""
+    sa, sb = before.get("latency_interleaved"), after.get("latency_interleaved")
+    return (isinstance(sa, Mapping) and isinstance(sb, Mapping) and n_a == n_b
+            and sa.get("session") is not None and sa.get("session") == sb.get("session"))
+
+
 def _rank_test(col: Column, before: Mapping[str, Any], after: Mapping[str, Any],
                shift: float) -> tuple[TestResult | None, str, str | None]:
     """The rank test of ``col`` on the raw values of two rows (the after-run's latency samples
@@ -144,6 +155,10 @@ def _rank_test(col: Column, before: Mapping[str, Any], after: Mapping[str, Any],
                                f"p{col.quantile * 100:g} needs >= {need} in each (enough for "
                                "its 95% interval to exist)"),
                     f"{a.size} vs {b.size} timed runs", None)
+        if _same_session(before, after, a.size, b.size):
+            # interleaved call by call: the i-th calls of the two runs saw the same machine
+            test = paired_signed_rank(np.log(a), np.log(b / shift))
+            return test, f"{a.size} interleaved pairs of timed runs", None
         test = mann_whitney(a, b / shift)
         basis = f"{a.size} vs {b.size} timed runs"
         if col.quantile:
@@ -318,7 +333,8 @@ def latency_row(latency: Mapping[str, Any]) -> dict[str, Any]:
     reads them."""
     from lowbench.results.columns import metric_columns
 
-    row: dict[str, Any] = {"latency_samples_ms": latency.get("samples_ms"), "reasons": {}}
+    row: dict[str, Any] = {"latency_samples_ms": latency.get("samples_ms"),
+                           "latency_interleaved": latency.get("interleaved"), "reasons": {}}
     for c in metric_columns():
         if c.record is not None and c.record[0] == "latency" and len(c.record) == 2:
             row[c.name] = latency.get(c.record[1])

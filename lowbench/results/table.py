@@ -135,6 +135,7 @@ def row_from_record(record: dict[str, Any]) -> dict[str, Any]:
     row["latency_stop"] = (lat.get("stop") or {}).get("reason")
     # the raw values a comparison tests (lowbench.results.compare), shared, not copied
     row["latency_samples_ms"] = lat.get("samples_ms")
+    row["latency_interleaved"] = lat.get("interleaved")
     row["per_pair"] = quality.get("per_pair")
     for c in metrics:
         if c.ci is not None:
