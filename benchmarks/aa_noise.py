@@ -4,14 +4,17 @@ and `lowbench results compare` use.
 
     python benchmarks/aa_noise.py [--variants lighter/fp32,lighter/static,light/static,sid/qat]
         [--rounds 6] [--limit 3] [--threads N] [--keep DIR] [--json]
+    python benchmarks/aa_noise.py --from DIR      # re-judge the rounds a --keep run left
 
 Each round runs ``lowbench evaluate`` once per variant, each a fresh process (``--no-energy``;
 the memory worker and the accuracy pass included, the latency loop with its default early
 stopping), in the same order every round, so consecutive rounds are what a commit and its
 predecessor look like when nothing changed. Consecutive rounds are compared with
 :func:`lowbench.results.compare.compare_many` (rank tests, minimum effects, the common session
-shift); every flag is a false alarm. It prints the comparisons and flags per metric, the
-false-alarm rate with its 95% Clopper-Pearson interval (scipy), and the common shifts seen.
+shift, and the noise floor the history would learn: estimated from the *other* steps, leave
+one out, so no step judges itself); every flag is a false alarm. It prints the comparisons and
+flags per metric, with and without the noise floor, the false-alarm rate with its 95%
+Clopper-Pearson interval (scipy), and the common shifts seen.
 Figures are this machine's, this run's; the header names the machine.
 """
 
@@ -31,7 +34,13 @@ from tabulate import tabulate
 
 from lowbench.environment import machine_info, machine_label
 from lowbench.results.columns import header, metric_names
-from lowbench.results.compare import VARIANT_KEY, compare_many, pair_runs
+from lowbench.results.compare import (
+    VARIANT_KEY,
+    compare_many,
+    net_steps,
+    noise_floors,
+    pair_runs,
+)
 from lowbench.results.records import read_record, record_files
 from lowbench.results.table import row_from_record
 
@@ -58,7 +67,13 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--keep", type=Path, default=None, help="keep the records in DIR")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--from", dest="source", type=Path, default=None,
+                   help="re-judge the round-NN folders a --keep run left in DIR")
     args = p.parse_args()
+    if args.source is not None:
+        folders = sorted(args.source.glob("round-*"))
+        rounds = [[row_from_record(read_record(f)) for f in record_files(d)] for d in folders]
+        return report(rounds, args, machine_label(machine_info()), 0.0)
     variants = [tuple(v.split("/")) for v in args.variants.split(",")]
     root = args.keep or Path(tempfile.mkdtemp(prefix="lowbench-aa-"))
     machine = machine_info()
@@ -71,11 +86,22 @@ def main() -> int:
         rounds.append(_round(variants, root / f"round-{r:02d}", args))
         print(f"# round {r + 1}/{args.rounds} done ({time.perf_counter() - t0:.0f} s)",
               file=sys.stderr)
+    return report(rounds, args, machine_label(machine), time.perf_counter() - t0)
+
+
+def report(rounds: list[list[dict]], args: argparse.Namespace, machine: str,
+           wall_s: float) -> int:
+    """Compare every round with the next and print the false alarms (exit 0)."""
     metrics = metric_names()
     compared, flagged, shifts = Counter(), Counter(), []
     flags = []
-    for r, (a, b) in enumerate(zip(rounds, rounds[1:], strict=False)):
-        per, common = compare_many(pair_runs(a, b), metrics)
+    steps = [pair_runs(a, b) for a, b in zip(rounds, rounds[1:], strict=False)]
+    unfloored = Counter()
+    for r, pairs in enumerate(steps):
+        floors = noise_floors(net_steps([s for k, s in enumerate(steps) if k != r], metrics))
+        unfloored.update(v.metric for vs in compare_many(pairs, metrics)[0].values()
+                         for v in vs if v.flagged)
+        per, common = compare_many(pairs, metrics, floors=floors)
         shifts += [(r + 1, v.metric, round(v.after, 3), v.kind) for v in common]
         for key, verdicts in per.items():
             for v in verdicts:
@@ -89,20 +115,25 @@ def main() -> int:
                                   "kind": v.kind, "reason": v.reason})
     total, alarms = sum(compared.values()), sum(flagged.values())
     ci = binomtest(alarms, total).proportion_ci(0.95) if total else None
-    summary = {"machine": machine_label(machine), "variants": [f"{m}/{q}" for m, q in variants],
-               "rounds": args.rounds, "comparisons": total, "false_alarms": alarms,
+    summary = {"machine": machine, "variants": args.variants.split(","),
+               "rounds": len(rounds),
+               "false_alarms_without_floor": sum(unfloored.values()), "comparisons": total,
+               "false_alarms": alarms,
                "rate": alarms / total if total else None,
                "rate_ci95": None if ci is None else [ci.low, ci.high],
                "per_metric": {m: [flagged[m], compared[m]] for m in metrics if compared[m]},
-               "shifts": shifts, "flags": flags, "wall_s": round(time.perf_counter() - t0, 1)}
+               "shifts": shifts, "flags": flags, "wall_s": round(wall_s, 1)}
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0
-    print(tabulate([[header(m), compared[m], flagged[m]] for m in metrics if compared[m]],
-                   headers=["metric", "comparisons", "false alarms"]))
+    print(tabulate([[header(m), compared[m], unfloored[m], flagged[m]]
+                    for m in metrics if compared[m]],
+                   headers=["metric", "comparisons", "false alarms, catalogue minimum only",
+                            "false alarms, with the noise floor"]))
     rate = "n/a" if not total else (f"{alarms}/{total} = {alarms / total:.2%} (95% CI "
                                       f"{ci.low:.2%} to {ci.high:.2%})")
-    print(f"\nfalse-alarm rate: {rate}")
+    print(f"\nfalse-alarm rate with the noise floor: {rate} (catalogue minimum only: "
+          f"{sum(unfloored.values())}/{total})")
     for f in flags:
         print(f"  round {f['round']}: {f['model']}/{f['quant']} {f['metric']} {f['kind']}: "
               f"{f['reason']}")

@@ -149,7 +149,10 @@ def make_record(model: str = "sid", quant: str = "fp32", *, task: str = "synth",
     latency = {"median_ms": median, "p90_ms": median * 1.06, "p99_ms": median * 1.12,
                "mean_ms": median * 1.01, "std_ms": std, "min_ms": median * 0.95,
                "max_ms": median * 1.2, "n": n, "warmup": 5, "budget_s": 20.0,
-               "clock": "time.perf_counter_ns", "samples_ms": [round(x, 4) for x in grid]}
+               "clock": "time.perf_counter_ns", "samples_ms": [round(x, 4) for x in grid],
+               # an asymmetric 95% interval (issue 20): the site shows ±half its width
+               "ci": {"median_ms": [median * 0.98, median * 1.04], "p90_ms": None},
+               "stop": {"reason": "converged", "target_rel": 0.01}}
     pre = 6.5 * spec["speed"]
     e2e = {"stages_ms": {"decode": pre * 3, "pack": pre, "forward": median, "postprocess": pre},
            "counts": {"decode": 21, "pack": 21, "forward": 21, "postprocess": 21},

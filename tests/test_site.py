@@ -17,6 +17,7 @@ import pytest
 from site_fixtures import PAIRS, machine_spec, make_record, write_store
 
 from lowbench.errors import LowbenchError
+from lowbench.results.columns import number
 from lowbench.results.records import RecordWarning, write_record
 from lowbench.results.table import load_table
 from lowbench.site import build as site_build
@@ -137,6 +138,26 @@ def test_leaderboard_shows_latest_commit_values(small: tuple) -> None:
         assert f'data-v="{old["latency_median_ms"]!r}"' not in html
 
 
+def test_values_show_their_interval(small: tuple) -> None:
+    """A latency with a 95% interval [0.98 m, 1.04 m] reads 'm ±0.03 m', the interval itself
+    on hover; a PSNR without one reads as the bare value."""
+    res, site, _ = small
+    rows = {(r["model"], r["quant"], r["commit_position"], r["machine"]): r
+            for r in load_table([res]).rows}
+    for table in leaderboards(site).values():
+        for cells in table:
+            cell = cells["Latency median (ms)"]
+            value, _, half = cell["text"].partition(" ±")
+            median = float(cell["attrs"]["data-v"])
+            assert value == number(median, "latency_median_ms")
+            assert half == number(0.03 * median, "latency_median_ms"), cell
+            lo, hi = (number(f * median, "latency_median_ms") for f in (0.98, 1.04))
+            assert cell["attrs"]["title"] == (f"95% interval [{lo}, {hi}] (distribution-free, "
+                                              "of the timed runs)")
+            assert "±" not in cells["PSNR (dB)"]["text"]
+    assert rows  # the store was read
+
+
 def test_latest_commit_rules(tmp_path: Path) -> None:
     """Highest position wins over a newer run without a position; at one commit the latest run
     of a variant wins."""
@@ -153,7 +174,8 @@ def test_latest_commit_rules(tmp_path: Path) -> None:
     assert lt.older == [Variant("light", "fp32")]
     build_site([tmp_path / "results"], tmp_path / "site")
     rows = only_table(tmp_path / "site")
-    assert [r["Latency median (ms)"]["text"] for r in rows] == ["31.00"]
+    # the value, then ± half the width of the interval the record holds for its median
+    assert [r["Latency median (ms)"]["text"].split(" ±")[0] for r in rows] == ["31.00"]
     assert "Not measured at this commit" in (tmp_path / "site" / "index.html").read_text()
 
 

@@ -48,6 +48,11 @@ from lowbench.stats import (
 ALPHA = 0.01
 #: Fewest variants measured at both commits for a common session shift to be estimated.
 SHIFT_MIN_VARIANTS = 3
+#: A machine's own noise floor for a timing metric: this many robust standard deviations
+#: (1.4826 x MAD) of the net log ratios of consecutive runs in its history, from at least
+#: NOISE_MIN_STEPS of them; it raises the catalogue's minimum effect where the machine is noisier.
+NOISE_SIGMAS = 3.0
+NOISE_MIN_STEPS = 8
 
 Kind = Literal["regression", "improvement", "same", "n/a", "shift"]
 
@@ -179,10 +184,13 @@ def _rank_test(col: Column, before: Mapping[str, Any], after: Mapping[str, Any],
 
 
 def compare_metric(metric: str, before: Mapping[str, Any], after: Mapping[str, Any], *,
-                   shift: float = 1.0, alpha: float = ALPHA) -> Verdict:
+                   shift: float = 1.0, floor: float | None = None,
+                   alpha: float = ALPHA) -> Verdict:
     """The verdict of ``metric`` from row ``before`` to row ``after`` (rows of
     :func:`lowbench.results.table.row_from_record`), net of a common session ``shift`` (a
-    factor on the after-run, applied to ``Column.session_shift`` metrics only)."""
+    factor on the after-run, applied to ``Column.session_shift`` metrics only); ``floor``: the
+    machine's noise floor for it (a fraction, :func:`noise_floors`), which raises the minimum
+    effect where it is larger."""
     col = column(metric)
     if col is None:
         raise KeyError(f"{metric!r} is not a metric of the catalogue")
@@ -195,9 +203,12 @@ def compare_metric(metric: str, before: Mapping[str, Any], after: Mapping[str, A
     shift = shift if col.session_shift else 1.0
     net = v1 / shift
     threshold = min_change(metric, v0)
+    shift_note = f"; net of a common shift x{shift:.3f}" if shift != 1.0 else ""
+    if floor is not None and col.session_shift and floor * abs(v0) > threshold:
+        threshold = floor * abs(v0)
+        shift_note += f"; this machine's noise floor {floor:.1%} is the minimum effect"
     test, basis, overlap = _rank_test(col, before, after, shift)
     effect = net - v0
-    shift_note = f"; net of a common shift x{shift:.3f}" if shift != 1.0 else ""
     if test is not None and test.p_value is None:
         return Verdict(metric, v0, v1, "n/a", threshold, test, shift,
                        f"{test.test} not computable: {test.reason}")
@@ -238,11 +249,14 @@ def _fmt_change(effect: float, before: float) -> str:
 
 def compare_rows(before: Mapping[str, Any], after: Mapping[str, Any],
                  metrics: Iterable[str] | None = None, *, shifts: Mapping[str, float] | None = None,
+                 floors: Mapping[str, float] | None = None,
                  alpha: float = ALPHA) -> list[Verdict]:
     """Verdicts of ``metrics`` (default: every metric of the catalogue) between two rows of one
-    variant, net of ``shifts`` (metric -> common factor, :func:`session_shifts`)."""
-    shifts = shifts or {}
-    return [compare_metric(m, before, after, shift=shifts.get(m, 1.0), alpha=alpha)
+    variant, net of ``shifts`` (metric -> common factor, :func:`session_shifts`), with the
+    machine's noise ``floors`` (metric -> fraction, :func:`noise_floors`)."""
+    shifts, floors = shifts or {}, floors or {}
+    return [compare_metric(m, before, after, shift=shifts.get(m, 1.0), floor=floors.get(m),
+                           alpha=alpha)
             for m in (metric_names() if metrics is None else metrics)]
 
 
@@ -266,6 +280,41 @@ def session_shifts(pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
     return out
 
 
+def net_steps(steps: Iterable[Mapping[Any, tuple[Mapping[str, Any], Mapping[str, Any]]]],
+              metrics: Iterable[str] | None = None) -> dict[str, list[float]]:
+    """metric -> log(after / before) net of the step's common shift, of every variant in every
+    step (one step: the variants measured at two consecutive commits, as :func:`compare_many`
+    takes them), for the ``Column.session_shift`` metrics."""
+    metrics = tuple(metric_names() if metrics is None else metrics)
+    out: dict[str, list[float]] = {}
+    for pairs in steps:
+        shifts = session_shifts(list(pairs.values()), metrics)
+        for metric in metrics:
+            col = column(metric)
+            if col is None or not col.session_shift:
+                continue
+            common = math.log(shifts.get(metric, 1.0))
+            for b, a in pairs.values():
+                v0, v1 = _value(b, metric), _value(a, metric)
+                if v0 and v1 and v0 > 0 and v1 > 0:
+                    out.setdefault(metric, []).append(math.log(v1 / v0) - common)
+    return out
+
+
+def noise_floors(log_ratios: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """metric -> the machine's noise floor (a fraction): exp(NOISE_SIGMAS x 1.4826 x MAD) - 1
+    of its net log ratios (:func:`net_steps`), for a metric with at least
+    :data:`NOISE_MIN_STEPS` of them. The MAD is robust: a few real changes among many unchanged
+    steps barely move it."""
+    out = {}
+    for metric, values in log_ratios.items():
+        if len(values) >= NOISE_MIN_STEPS:
+            x = np.asarray(values, dtype=np.float64)
+            mad = float(np.median(np.abs(x - np.median(x))))
+            out[metric] = math.expm1(NOISE_SIGMAS * 1.4826 * mad)
+    return out
+
+
 def shift_verdict(metric: str, factor: float, variants: int) -> Verdict:
     """The common session shift of ``metric`` as a verdict of its own: ``shift`` when it is at
     least the metric's minimum effect (every variant moved together: the machine's state or
@@ -279,13 +328,15 @@ def shift_verdict(metric: str, factor: float, variants: int) -> Verdict:
 
 
 def compare_many(pairs: Mapping[Any, tuple[Mapping[str, Any], Mapping[str, Any]]],
-                 metrics: Iterable[str] | None = None, *, alpha: float = ALPHA
+                 metrics: Iterable[str] | None = None, *,
+                 floors: Mapping[str, float] | None = None, alpha: float = ALPHA
                  ) -> tuple[dict[Any, list[Verdict]], list[Verdict]]:
     """Verdicts of many variants between the same two commits: key -> (before row, after row)
-    in, (key -> verdicts, the common session shifts as verdicts) out."""
+    in, (key -> verdicts, the common session shifts as verdicts) out; ``floors``: the
+    machine's noise floors (:func:`noise_floors`)."""
     metrics = tuple(metric_names() if metrics is None else metrics)
     shifts = session_shifts(list(pairs.values()), metrics)
-    per = {k: compare_rows(b, a, metrics, shifts=shifts, alpha=alpha)
+    per = {k: compare_rows(b, a, metrics, shifts=shifts, floors=floors, alpha=alpha)
            for k, (b, a) in pairs.items()}
     common = [shift_verdict(m, f, len(pairs)) for m, f in shifts.items()]
     return per, common

@@ -23,10 +23,14 @@ import numpy as np
 from lowbench.results.columns import column, metric_names, min_effect
 from lowbench.results.compare import (
     ALPHA,
+    NOISE_MIN_STEPS,
+    NOISE_SIGMAS,
     SHIFT_MIN_VARIANTS,
     Movement,
     Verdict,
     compare_many,
+    net_steps,
+    noise_floors,
     preference,
 )
 from lowbench.site.model import Table, Variant, commit_label, variant_of
@@ -53,7 +57,9 @@ def rule_definitions(metrics: Iterable[str] | None = None) -> list[tuple[str, st
             text += " (one value per run: the minimum effect alone)"
         if col is not None and col.session_shift:
             text += (f"; net of the common shift of every variant compared between the same "
-                     f"two commits (>= {SHIFT_MIN_VARIANTS} variants)")
+                     f"two commits (>= {SHIFT_MIN_VARIANTS} variants); the minimum effect rises "
+                     f"to the table's noise floor where its history is noisier "
+                     f"({NOISE_SIGMAS:g} robust sd of >= {NOISE_MIN_STEPS} net steps)")
         out.append((metric, text))
     return out
 
@@ -124,6 +130,9 @@ class HistoryTable:
     #: common session shifts at least a metric's minimum effect: (before index, after index,
     #: verdict of kind "shift"; every variant moved together)
     shifts: list[tuple[int, int, Verdict]] = field(default_factory=list)
+    #: this machine's noise floors (metric -> fraction) from its own history, where it has
+    #: enough steps (:func:`lowbench.results.compare.noise_floors`)
+    floors: dict[str, float] = field(default_factory=dict)
 
     @property
     def changes(self) -> list[Change]:
@@ -224,8 +233,9 @@ def build_history(table: Table, metrics: tuple[str, ...] | None = None) -> Histo
         by_variant[variant] = series
         out.append(series)
     shifts: list[tuple[int, int, Verdict]] = []
+    floors = noise_floors(net_steps(steps.values(), metrics))
     for (i, j), pairs in steps.items():
-        verdicts, common = compare_many(pairs, metrics)
+        verdicts, common = compare_many(pairs, metrics, floors=floors)
         shifts.extend((i, j, v) for v in common if v.kind == "shift")
         for variant, vs in verdicts.items():
             series = by_variant[variant]
@@ -234,4 +244,4 @@ def build_history(table: Table, metrics: tuple[str, ...] | None = None) -> Histo
                     series.changes.append(Change(series.variant, v.metric, i, j, v.before,
                                                  v.after, v.threshold, v.kind, v.reason,
                                                  v.shift))
-    return HistoryTable(table, commits, out, sorted(shifts, key=lambda s: (s[1], s[0])))
+    return HistoryTable(table, commits, out, sorted(shifts, key=lambda s: (s[1], s[0])), floors)

@@ -110,7 +110,8 @@ def history_page(w: Writer, h: HistoryTable, hrefs: dict) -> dict[str, Any]:
            changes=[change_ctx(c, h, hrefs[(t.key, c.variant)])
                     for c in changes[:MAX_CHANGES]],
            truncated=len(changes) if len(changes) > MAX_CHANGES else 0, show_table=False,
-           bands=bands(t.rows), shifts=[shift_ctx(h, i, j, v) for i, j, v in h.shifts])
+           bands=bands(t.rows), shifts=[shift_ctx(h, i, j, v) for i, j, v in h.shifts],
+           floors=[{"metric": header(m), "floor": f"{f:.1%}"} for m, f in h.floors.items()])
     last = len(h.commits) - 1
     return {"href": rel, "title": t.title, "n_commits": len(h.commits),
             "n_variants": len(h.series), "n_bad": sum(c.bad for c in changes),
