@@ -141,12 +141,14 @@ def test_leaderboard_shows_latest_commit_values(small: tuple) -> None:
 def test_values_show_their_interval(small: tuple) -> None:
     """A latency with a 95% interval [0.98 m, 1.04 m] reads 'm ±0.03 m', the interval itself
     on hover; a PSNR without one reads as the bare value."""
-    res, site, _ = small
-    rows = {(r["model"], r["quant"], r["commit_position"], r["machine"]): r
-            for r in load_table([res]).rows}
+    _, site, _ = small
+    checked = 0
     for table in leaderboards(site).values():
         for cells in table:
             cell = cells["Latency median (ms)"]
+            if cell["text"] == "n/a":  # an unsupported variant: no value, no interval
+                continue
+            checked += 1
             value, _, half = cell["text"].partition(" ±")
             median = float(cell["attrs"]["data-v"])
             assert value == number(median, "latency_median_ms")
@@ -155,7 +157,7 @@ def test_values_show_their_interval(small: tuple) -> None:
             assert cell["attrs"]["title"] == (f"95% interval [{lo}, {hi}] (distribution-free, "
                                               "of the timed runs)")
             assert "±" not in cells["PSNR (dB)"]["text"]
-    assert rows  # the store was read
+    assert checked >= 50, checked  # 3 tables x 20 variants, less the unsupported
 
 
 def test_latest_commit_rules(tmp_path: Path) -> None:

@@ -158,6 +158,24 @@ def _predecessor(after: list[dict], rows: list[dict]) -> tuple[list[dict], str]:
     return [r for r in rows if r["commit"] == prev], prev[:10]
 
 
+def _table_key(row: dict) -> tuple:
+    """(machine id, task, version, digest, crop): the history table a row belongs to."""
+    return tuple(row.get(k) for k in ("machine_id", "task", "task_version", "task_digest",
+                                      "crop"))
+
+
+def _noise_floors(rows: list[dict]) -> dict[tuple, dict[str, float]]:
+    """The noise floors each history table of ``rows`` learned (:func:`_table_key` ->
+    metric -> fraction): the same minimum effects the site's history applies."""
+    if not rows:
+        return {}
+    from lowbench.site.history import build_history
+    from lowbench.site.model import group_tables
+
+    return {(t.machine_id, t.task, t.task_version, t.task_digest, t.crop):
+            build_history(t).floors for t in group_tables(rows)}
+
+
 def _git_revision(ref: str) -> str | None:
     """The full sha of git revision ``ref`` in the current checkout, or None."""
     import subprocess
@@ -199,7 +217,15 @@ def run_compare(args: argparse.Namespace) -> int:
     if not pairs:
         raise LowbenchError(f"A ({label_a}) and B ({label_b}) share no successful variant run "
                             "(same machine, task, model, quant, runtime, checkpoint, pairs)")
-    per, shifts = compare_many(pairs, metrics)
+    per, shifts = {}, []
+    floors = _noise_floors(rows)
+    groups: dict[tuple, dict] = {}
+    for key, pair in pairs.items():
+        groups.setdefault(_table_key(pair[0]), {})[key] = pair
+    for table_key, group in groups.items():
+        got, common = compare_many(group, metrics, floors=floors.get(table_key))
+        per.update(got)
+        shifts += common
     if args.json:
         out = {"before": label_a, "after": label_b,
                "shifts": [_verdict_json(v) for v in shifts],
