@@ -237,6 +237,12 @@ def make_record(model: str = "sid", quant: str = "fp32", *, task: str = "synth",
                 target[p] = {}
             target = target[p]
         target[leaf] = value
+    lat = rec.get("latency") or {}
+    if "latency__median_ms" in overrides and lat.get("samples_ms") and lat["median_ms"]:
+        # an overridden median moves the run's timed calls and interval with it
+        factor = lat["median_ms"] / median
+        lat["samples_ms"] = [round(x * factor, 4) for x in lat["samples_ms"]]
+        lat["ci"] = {**lat["ci"], "median_ms": [x * factor for x in lat["ci"]["median_ms"]]}
     return rec
 
 

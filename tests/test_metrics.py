@@ -180,12 +180,12 @@ def test_metric_directions() -> None:
     lower = [
         "latency_median_ms", "latency_p90_ms", "latency_p99_ms", "end_to_end_ms", "peak_rss_mib",
         "swap_peak_mib", "energy_per_inference_net_mj", "energy_per_inference_gross_mj",
-        "params", "macs", "size_bytes", "build_s",
+        "params", "macs", "size_bytes", "build_s", "gco2e_per_1k_net", "gco2e_per_1k_gross",
     ]
     for name in lower:
         assert METRIC_DIRECTIONS[name] == "lower"
     assert set(METRIC_DIRECTIONS.values()) == {"higher", "lower"}
-    assert len(METRIC_DIRECTIONS) == 14
+    assert len(METRIC_DIRECTIONS) == 16
 
 
 def _scene(seed: int) -> tuple[np.ndarray, np.ndarray]:
