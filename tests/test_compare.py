@@ -88,8 +88,8 @@ def test_aa_false_alarm_rate_is_within_the_goal(forwards: dict) -> None:
 
 def test_injected_slowdown_is_flagged(forwards: dict) -> None:
     """sid's second run sleeps 10% of its median before every forward: its median is flagged
-    as a regression (p < 0.01, net effect >= the 5% minimum); the three untouched networks are
-    not."""
+    as a regression (p < 0.01, net effect >= the 5% minimum); none of the three untouched
+    networks is flagged as a regression."""
     sid = forwards["sid"]
     extra_s = 0.10 * measure_latency(sid, warmup=1, min_runs=16, budget_s=0.0,
                                      target_rel=None)["median_ms"] / 1000
@@ -104,8 +104,11 @@ def test_injected_slowdown_is_flagged(forwards: dict) -> None:
     assert sid_v.kind == "regression", sid_v.reason
     assert sid_v.test is not None and sid_v.test.p_value < 0.01
     assert sid_v.after / sid_v.shift / sid_v.before - 1 >= 0.05  # net of the common shift
+    # the slowdown is not blamed on the untouched networks (the idle of sid's sleep can slow
+    # the calls after it a little, which the common shift then over-corrects: at worst an
+    # untouched network reads as an improvement, never as a regression)
     others = [per[n][0] for n in ("light", "lighter", "fire")]
-    assert [v.kind for v in others] == ["same"] * 3, [v.reason for v in others]
+    assert not any(v.bad for v in others), [v.reason for v in others]
 
 
 def _row(median: float, spread: float = 0.02, n: int = 60, **extra) -> dict:
