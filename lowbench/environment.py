@@ -66,15 +66,22 @@ def meminfo_mib() -> dict[str, float]:
     return out
 
 
+def cpu_model_from_cpuinfo(text: str) -> str | None:
+    """The CPU model string of a /proc/cpuinfo ``text`` (its first 'model name' or 'Hardware'
+    line), or None when it has neither."""
+    for line in text.splitlines():
+        if line.lower().startswith(("model name", "hardware")):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
 def cpu_model() -> str:
     """The CPU model string (/proc/cpuinfo 'model name', or platform.processor())."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware")):
-                return line.split(":", 1)[1].strip()
+        found = cpu_model_from_cpuinfo(Path("/proc/cpuinfo").read_text())
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        found = None
+    return found or platform.processor() or platform.machine()
 
 
 #: The ISA features that decide which kernels these models get (int8 dot products, bf16, AMX,
@@ -136,12 +143,20 @@ def jetson_info() -> dict[str, Any] | None:
     model_file = Path("/proc/device-tree/model")
     if not release.is_file():
         return None
-    info: dict[str, Any] = {"l4t_release": release.read_text(errors="replace").splitlines()[0]}
-    if model_file.is_file():
-        info["model"] = model_file.read_text(errors="replace").strip("\x00\n ")
-    nv = _run(["nvpmodel", "-q"])
-    info["nvpmodel"] = nv.splitlines()[0] if nv else None
-    clocks = _run(["jetson_clocks", "--show"])
+    return jetson_facts(release.read_text(errors="replace"),
+                        model_file.read_text(errors="replace") if model_file.is_file() else None,
+                        _run(["nvpmodel", "-q"]), _run(["jetson_clocks", "--show"]))
+
+
+def jetson_facts(release: str, model: str | None, nvpmodel: str | None,
+                 clocks: str | None) -> dict[str, Any]:
+    """The record's ``machine.jetson`` from the texts a Jetson gives: /etc/nv_tegra_release,
+    /proc/device-tree/model, ``nvpmodel -q`` and ``jetson_clocks --show`` output (None: could not
+    be run). ``clocks_locked``: every clock's MinFreq equals its MaxFreq (None: unknown)."""
+    info: dict[str, Any] = {"l4t_release": (release.splitlines() or [""])[0]}
+    if model is not None:
+        info["model"] = model.strip("\x00\n ")
+    info["nvpmodel"] = nvpmodel.splitlines()[0] if nvpmodel else None
     info["clocks_locked"] = None if clocks is None else bool(
         re.search(r"MinFreq=(\d+).*MaxFreq=\1", clocks))
     return info

@@ -76,6 +76,34 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A whole folder written at once: yields a temp folder beside ``path`` (which must be
+    absent or an empty folder) for the caller to fill; on a clean exit it is renamed to
+    ``path``, on any error removed. Readers see no folder or the complete one."""
+    import shutil
+
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise OutputError(f"{path} exists and is not an empty folder; choose a new folder")
+    tmp: Path | None = None
+    try:
+        _make_folder(path.parent)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        yield tmp
+        if path.exists():
+            path.rmdir()
+        os.replace(tmp, path)
+        tmp = None
+    except OutputError:
+        raise
+    except OSError as err:
+        raise output_error(path, err) from err
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` through :func:`atomic_path`; returns ``path``."""
     with atomic_path(path) as tmp:

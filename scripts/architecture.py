@@ -17,6 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "lowbench"
+#: Files (relative to the package) that are not lowbench modules: they ship to a device and run
+#: there without lowbench, under Python >= 3.6 (the device runner of a bundle, one file by
+#: design). They restate the harness's protocol on purpose, are never imported by lowbench and
+#: are tested against the harness instead (tests/test_bundle.py: vermin, the same stopping
+#: decisions, the same outputs and PSNR).
+STANDALONE = ("bundle/run.py",)
 
 
 @dataclass
@@ -54,6 +60,8 @@ def scan(package_dir: Path = PACKAGE_DIR) -> dict[str, Module]:
     takes from other lowbench modules."""
     modules: dict[str, Module] = {}
     for path in sorted(package_dir.rglob("*.py")):
+        if path.relative_to(package_dir).as_posix() in STANDALONE:
+            continue
         text = path.read_text(encoding="utf-8")
         name = _module_name(path, package_dir)
         modules[name] = Module(name, path, len(text.splitlines()))

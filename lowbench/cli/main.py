@@ -16,7 +16,18 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from lowbench.cli import asv_machine, checkpoint, data, evaluate, export, results, site, train
+from lowbench.cli import (
+    asv_machine,
+    bundle,
+    checkpoint,
+    data,
+    evaluate,
+    export,
+    ingest,
+    results,
+    site,
+    train,
+)
 from lowbench.cli import list as list_command
 from lowbench.errors import LowbenchError
 
@@ -60,6 +71,10 @@ COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None],
     ("train", "train a model (SID recipe); torchrun for DDP", train.add_arguments, train.run),
     ("export", "export a variant to TorchScript or ONNX (Jetson path)",
      export.add_arguments, export.run),
+    ("bundle", "write a device bundle for a Jetson on JetPack 4.6 / 5 (run.py, Python 3.6)",
+     bundle.add_arguments, bundle.run),
+    ("ingest", "check and score a device's result.tar into result records",
+     ingest.add_arguments, ingest.run),
     ("checkpoint", "convert the original SID project's checkpoints",
      checkpoint.add_arguments, checkpoint.run),
     ("site", "build the static HTML leaderboard", site.add_arguments, site.run),

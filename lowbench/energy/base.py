@@ -109,6 +109,14 @@ def measure_energy(meter: EnergyMeter, workload: Callable[[], int], idle_s: floa
         window, inferences = _measure_window(meter, workload)
     except MeterError as err:
         return no_energy(f"{meter.name}: {err}")
+    return energy_result(idle, window, inferences)
+
+
+def energy_result(idle: EnergyWindow | None, window: EnergyWindow, inferences: int) -> dict:
+    """The energy section (mJ per inference, gross and net of ``idle``'s mean power over the
+    workload window; mW; s) from an idle window (None: no baseline, net is None) and the
+    workload ``window`` that ran ``inferences`` (>= 1) inferences. The one place the figures are
+    computed: :func:`measure_energy` here, a device bundle's tegrastats lines on the host."""
     if isinstance(inferences, bool) or not isinstance(inferences, int) or inferences < 1:
         raise ValueError(
             f"workload must return the number of inferences (>= 1), got {inferences!r}"

@@ -125,6 +125,38 @@ def integrate_mw(samples: Sequence[tuple[float, float]], t0: float, t1: float) -
     )
 
 
+def power_samples(lines: Sequence[tuple[float, str]]) -> list[tuple[float, float, str]]:
+    """``(time s, board total mW, rule)`` of every timestamped tegrastats line that has power
+    rails (:func:`total_power_mw`), in order; lines without rails are skipped."""
+    out = []
+    for arrived, line in lines:
+        total, rule = total_power_mw(parse_rails(line))
+        if total is not None:
+            out.append((float(arrived), total, rule))
+    return out
+
+
+def window_energy(samples: Sequence[tuple[float, float, str]], t0: float, t1: float
+                  ) -> EnergyWindow:
+    """The :class:`EnergyWindow` (J, s, mW) of ``[t0, t1]`` (s) from ``(time s, mW, rule)``
+    samples (:func:`power_samples`): :func:`integrate_mw` over the window; the source names
+    the rule(s) that gave the total. The one integration of tegrastats power: the meter here, a
+    device bundle's recorded lines on the host. Raises MeterError without samples."""
+    if not samples:
+        raise MeterError("tegrastats printed no power rails in the window (this board/L4T "
+                         "prints no INA3221 rails, or they need root)")
+    energy_mj = integrate_mw([(t, p) for t, p, _ in samples], t0, t1)
+    duration_s = t1 - t0
+    rules = list(dict.fromkeys(rule for _, _, rule in samples))
+    return EnergyWindow(
+        energy_j=energy_mj / 1000.0,
+        duration_s=duration_s,
+        mean_power_mw=energy_mj / duration_s if duration_s > 0 else samples[-1][1],
+        samples=sum(1 for t, _, _ in samples if t0 <= t <= t1),
+        source="tegrastats:" + ",".join(rules),
+    )
+
+
 class TegrastatsMeter(EnergyMeter):
     """Energy from a ``tegrastats --interval MS`` subprocess (board total power, mW -> J).
 
@@ -267,16 +299,7 @@ class TegrastatsMeter(EnergyMeter):
                 f"{eof_at - t0:.2f} s after start ({detail})"
             )
         self.close()
-        energy_mj = integrate_mw([(t, p) for t, p, _ in samples], t0, t1)
-        duration_s = t1 - t0
-        rules = list(dict.fromkeys(rule for _, _, rule in samples))
-        return EnergyWindow(
-            energy_j=energy_mj / 1000.0,
-            duration_s=duration_s,
-            mean_power_mw=energy_mj / duration_s if duration_s > 0 else samples[-1][1],
-            samples=sum(1 for t, _, _ in samples if t0 <= t <= t1),
-            source="tegrastats:" + ",".join(rules),
-        )
+        return window_energy(samples, t0, t1)
 
     def close(self) -> None:
         """Terminate tegrastats (SIGTERM, then SIGKILL after ``kill_timeout_s`` s) and clean up."""

@@ -40,7 +40,7 @@ def environment(session: Session | None, cfg: EvalConfig) -> dict[str, Any]:
             "command": shlex.join(portable_command(cfg.command)) if cfg.command else None}
 
 
-def _variant_section(session: Session) -> dict[str, Any]:
+def variant_section(session: Session) -> dict[str, Any]:
     """The record's ``variant``: what was built, with no path of this machine in it (the
     checkpoint by package-relative or file name + sha256 + ``reference``; the calibration cache
     by file name)."""
@@ -102,7 +102,7 @@ def evaluate(cfg: EvalConfig, *, results_dir: Path | None = None,
     session = Session(cfg)
     record = new_record(cfg, session.task, len(session.pairs))
     record["inference"]["frame_packed_hw"] = list(session.input_hw)
-    record["variant"].update(_variant_section(session))
+    record["variant"].update(variant_section(session))
     record["environment"] = environment(session, cfg)
     if not session.supported:
         record["status"] = "unsupported"

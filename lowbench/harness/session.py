@@ -32,6 +32,7 @@ from lowbench.energy.base import measure_energy, no_energy
 from lowbench.energy.carbon import GridIntensity
 from lowbench.energy.select import select_meter
 from lowbench.errors import LowbenchError
+from lowbench.export import ONNX_OPSET
 from lowbench.harness.gallery import GALLERY_MAX, write_gallery_crop
 from lowbench.measure import latency as timing
 from lowbench.measure.latency import StageTimer, measure_latency, set_threads
@@ -94,6 +95,7 @@ class EvalConfig:
     memory_limit: int | None = None
     #: the grid's carbon intensity for the record's gCO2e figures (None: none given)
     grid: GridIntensity | None = None
+    onnx_opset: int = ONNX_OPSET  #: of the file an ONNX-consuming runtime deploys
 
     @property
     def tiling(self) -> Tiling | None:
@@ -181,7 +183,7 @@ class Session:
         request = DeployRequest(
             cfg.model, cfg.quant, device=cfg.device, threads=self.threads, input_hw=(h, w),
             checkpoint=cfg.checkpoint, task=cfg.task, data_root=cfg.data_root,
-            calibration=cfg.calibration or DEFAULT_CALIBRATION)
+            calibration=cfg.calibration or DEFAULT_CALIBRATION, onnx_opset=cfg.onnx_opset)
         try:
             return deploy(cfg.runtime, request)
         except RuntimeUnavailable as err:

@@ -124,20 +124,43 @@ def measure_latency(
             reason = "budget"
             break
 
-    samples = times[:n]
-    stats = summarize_ns(samples)
-    ci = latency_ci([t / _NS_PER_MS for t in samples])
-    half = ci.get("median_half_width_rel")
+    return latency_result(
+        times[:n], warmup=warmup, budget_s=budget_s, clock=_clock_description(sync),
+        stop={"reason": reason, "target_rel": target_rel,
+              "converge_min_runs": converge_min_runs if target_rel is not None else None,
+              "min_runs": min_runs, "max_runs": max_runs, "timed_s": spent / 1e9})
+
+
+#: How :func:`measure_latency` stops, stored with every record's ``latency.stop``.
+STOP_RULE = ("the first of: max_runs runs; >= converge_min_runs runs and the median's 95% "
+             "interval within +/- target_rel; >= min_runs runs and budget_s s of timed runs")
+
+
+def check_schedule(converge_from: int, max_runs: int) -> list[int]:
+    """The run counts at which :func:`measure_latency` checks the median's interval: from
+    ``converge_from``, then about every 1/16 more runs, up to ``max_runs`` (a device runner
+    gets the interval's ranks at exactly these counts, precomputed)."""
+    out, n = [], converge_from
+    while n <= max_runs:
+        out.append(n)
+        n = n + max(1, n // 16)
+    return out
+
+
+def latency_result(samples_ns: list[int], *, warmup: int, budget_s: float | None,
+                   stop: dict, clock: str) -> dict:
+    """The record's ``latency`` section from every timed call (ns) of one measurement:
+    :func:`summarize_ns`'s statistics (ms), ``ci`` (:func:`latency_ci`), ``stop`` (``stop``
+    plus the median's relative half-width reached and :data:`STOP_RULE`), ``samples_ms``
+    (rounded to 0.1 us), ``warmup``, ``budget_s`` (s) and ``clock``. The one builder of the
+    section: :func:`measure_latency` here, a device bundle's samples on the host."""
+    stats = summarize_ns(samples_ns)
+    ci = latency_ci([t / _NS_PER_MS for t in samples_ns])
     return {**stats, "ci": ci, "warmup": warmup, "budget_s": budget_s,
-            "stop": {"reason": reason, "target_rel": target_rel,
-                     "converge_min_runs": converge_min_runs if target_rel is not None else None,
-                     "min_runs": min_runs, "max_runs": max_runs, "timed_s": spent / 1e9,
-                     "median_half_width_rel": half,
-                     "rule": "the first of: max_runs runs; >= converge_min_runs runs and the "
-                             "median's 95% interval within +/- target_rel; >= min_runs runs "
-                             "and budget_s s of timed runs"},
-            "samples_ms": [round(t / _NS_PER_MS, SAMPLE_DECIMALS) for t in samples],
-            "clock": _clock_description(sync)}
+            "stop": {"rule": STOP_RULE, **stop,
+                     "median_half_width_rel": ci.get("median_half_width_rel")},
+            "samples_ms": [round(t / _NS_PER_MS, SAMPLE_DECIMALS) for t in samples_ns],
+            "clock": clock}
 
 
 def measure_interleaved(fns: dict[str, Callable[[], object]], *, runs: int,
@@ -167,13 +190,12 @@ def measure_interleaved(fns: dict[str, Callable[[], object]], *, runs: int,
     session = uuid.uuid4().hex[:12]
     out = {}
     for position, (name, samples) in enumerate(times.items()):
-        ms = [t / _NS_PER_MS for t in samples]
-        out[name] = {**summarize_ns(samples), "ci": latency_ci(ms),
-                     "samples_ms": [round(t, SAMPLE_DECIMALS) for t in ms],
-                     "stop": {"reason": "fixed", "runs": runs},
-                     "interleaved": {"session": session, "position": position,
-                                     "callables": len(fns)},
-                     "warmup": warmup, "clock": _clock_description(None)}
+        out[name] = latency_result(
+            samples, warmup=warmup, budget_s=None, clock=_clock_description(None),
+            stop={"reason": "fixed", "runs": runs,
+                  "rule": f"{runs} calls, interleaved with {len(fns) - 1} other callables"})
+        out[name]["interleaved"] = {"session": session, "position": position,
+                                    "callables": len(fns)}
     return out
 
 

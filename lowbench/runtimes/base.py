@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from lowbench.errors import LowbenchError
+from lowbench.export import ONNX_OPSET
 from lowbench.models.unet import PAD_MULTIPLE
 from lowbench.quant.calibrate import DEFAULT_CALIBRATION, CalibrationSettings
 from lowbench.runtimes.loaders import padded
@@ -56,6 +57,9 @@ class DeployRequest:
     task: str = "synth"
     data_root: str | None = None
     calibration: CalibrationSettings = DEFAULT_CALIBRATION
+    #: ONNX opset of an exported file (13: what JetPack 4.6's onnxruntime 1.10 and TensorRT 8.2
+    #: read; the default is lowbench's :data:`lowbench.export.ONNX_OPSET`)
+    onnx_opset: int = ONNX_OPSET
 
 
 @dataclass

@@ -115,12 +115,19 @@ def padded(run: Any, multiple: int = 16, scale: int = 2) -> Any:
     run, crop the output back to ``(N, C, scale*h, scale*w)`` - the torch wrapper's rule."""
     def run_any(x: np.ndarray) -> np.ndarray:
         h, w = x.shape[-2:]
-        ph, pw = (-h) % multiple, (-w) % multiple
-        if ph or pw:
-            mode = "reflect" if ph < h and pw < w else "edge"
-            x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
-        return run(np.ascontiguousarray(x))[:, :, :h * scale, :w * scale]
+        return run(pad_input(x, multiple))[:, :, :h * scale, :w * scale]
     return run_any
+
+
+def pad_input(x: np.ndarray, multiple: int = 16) -> np.ndarray:
+    """``(N, 4, h, w)`` reflect-padded at the bottom/right to multiples of ``multiple``
+    (edge-padded where reflect is impossible), contiguous: what a runtime's file is fed."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "edge"
+        x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
+    return np.ascontiguousarray(x)
 
 
 def memory_worker(payload: dict[str, Any]) -> dict[str, Any]:

@@ -37,11 +37,11 @@ def core_of(variant: Variant) -> torch.nn.Module:
     return module.core
 
 
-def write_core_onnx(variant: Variant, path: Path, example_hw: tuple[int, int] = (64, 64)
-                    ) -> Path:
-    """Export ``variant``'s core to ONNX at ``path`` (atomically; checked by onnx.checker)
-    with dynamic batch, height and width; ``example_hw`` (multiples of 16, pixels) is the
-    tracing input."""
+def write_core_onnx(variant: Variant, path: Path, example_hw: tuple[int, int] = (64, 64),
+                    opset: int = ONNX_OPSET) -> Path:
+    """Export ``variant``'s core to ONNX ``opset`` at ``path`` (atomically; checked by
+    onnx.checker) with dynamic batch, height and width; ``example_hw`` (multiples of 16,
+    pixels) is the tracing input."""
     try:
         require_onnx()
     except LowbenchError as err:
@@ -53,7 +53,7 @@ def write_core_onnx(variant: Variant, path: Path, example_hw: tuple[int, int] = 
     with atomic_path(path) as tmp:
         try:
             with quiet_export(), torch.no_grad():
-                torch.onnx.export(core, (x,), str(tmp), dynamo=False, opset_version=ONNX_OPSET,
+                torch.onnx.export(core, (x,), str(tmp), dynamo=False, opset_version=opset,
                                   input_names=[INPUT], output_names=[OUTPUT], dynamic_axes=axes)
         except Exception as err:  # the exporter raises many types; report one line
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
@@ -72,4 +72,4 @@ def export_request(req: DeployRequest, path: Path) -> tuple[Variant, Path]:
     variant = build_variant(req.model, "qat" if req.quant == "qat" else "fp32",
                             checkpoint=req.checkpoint, task=req.task, data_root=req.data_root,
                             device="cpu")
-    return variant, write_core_onnx(variant, path)
+    return variant, write_core_onnx(variant, path, opset=req.onnx_opset)
