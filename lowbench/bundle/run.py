@@ -211,6 +211,13 @@ class TorchScriptBackend(object):
         self.torch = torch
         if threads:
             torch.set_num_threads(int(threads))
+        supported = list(torch.backends.quantized.supported_engines)
+        if engine and engine not in supported and engine == "x86" and "fbgemm" in supported:
+            engine = "fbgemm"  # torch < 2.0 calls x86's int8 kernels fbgemm
+        if engine and engine not in supported:
+            raise RunnerError("this torch has no {!r} int8 engine (it has {}); bundle int8 "
+                              "for this device with --runtime onnxruntime".format(
+                                  engine, ", ".join(supported)))
         if engine:
             torch.backends.quantized.engine = engine
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -256,10 +263,36 @@ def check_artifact(bundle, variant):
     return path
 
 
-def load_backend(bundle, variant, args):
-    """The backend of ``variant`` (a manifest entry), its artifact checked by sha256 first."""
+def probe_load(bundle, variant, args):
+    """Load ``variant`` once in a child process first: a runtime that aborts the process on a
+    file it cannot read (torch 1.10 on a TorchScript file of torch 2.x: an INTERNAL ASSERT,
+    SIGABRT) costs that child, not this run. RunnerError with the child's last line."""
+    argv = [sys.executable, os.path.abspath(__file__), "--bundle", bundle, "--probe-load",
+            variant["id"]]
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True)
+    if proc.returncode == 0:
+        return
+    lines = [ln.strip() for ln in proc.stderr.splitlines()
+             if ln.strip() and not ln.startswith(("frame #", "<omitting"))]
+    detail = lines[-1] if lines else "no message"
+    for line in lines:  # the runtime's own assertion, where it printed one
+        if "what():" in line or "ASSERT" in line:
+            detail = line.replace("what():", "").strip()
+            break
+    how = ("aborted (signal {})".format(-proc.returncode) if proc.returncode < 0
+           else "failed (exit code {})".format(proc.returncode))
+    raise RunnerError("{} {} loading {}: {}".format(variant["runtime"], how,
+                                                     variant["artifact"]["file"], detail[:300]))
+
+
+def load_backend(bundle, variant, args, probe=True):
+    """The backend of ``variant`` (a manifest entry), its artifact checked by sha256 first;
+    TorchScript files are loaded in a child process first (:func:`probe_load`)."""
     path = check_artifact(bundle, variant)
     runtime = variant["runtime"]
+    if probe and runtime == "torchscript":
+        probe_load(bundle, variant, args)
     try:
         if runtime == "onnxruntime":
             return OnnxRuntimeBackend(path, variant["input_name"], args.threads,
@@ -459,7 +492,7 @@ def memory_worker(args):
 
     bundle, manifest = load_manifest(args.bundle)
     variant = variant_by_id(manifest, args.memory_worker)
-    backend = load_backend(bundle, variant, args)
+    backend = load_backend(bundle, variant, args, probe=False)
     x = np.zeros(manifest["pairs"][0]["shape"], dtype=np.float32)
     times = []
     for _ in range(int(manifest["protocol"]["memory_runs"])):
@@ -735,6 +768,7 @@ def parse_args(argv):
     p.add_argument("--no-memory", action="store_true", help="skip the memory worker")
     p.add_argument("--sysroot", default="/", help=argparse.SUPPRESS)  # tests: a fake device
     p.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--probe-load", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         raise RunnerError("--threads must be >= 1, got {}".format(args.threads))
@@ -750,6 +784,10 @@ def main(argv=None):
         args = parse_args(sys.argv[1:] if argv is None else argv)
         if args.memory_worker:
             return memory_worker(args)
+        if args.probe_load:
+            bundle, manifest = load_manifest(args.bundle)
+            load_backend(bundle, variant_by_id(manifest, args.probe_load), args, probe=False)
+            return 0
         bundle, manifest = load_manifest(args.bundle)
         args.bundle = bundle
         out = os.path.abspath(args.out or os.path.join(bundle, "result.tar"))
