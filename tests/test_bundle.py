@@ -99,7 +99,8 @@ def register(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory, register: Path) -> Path:
-    """lighter QAT int8 (QDQ, no calibration pass) on ONNX Runtime, the first 2 synth pairs, a 1 s budget."""
+    """lighter QAT int8 (QDQ, no calibration pass) on ONNX Runtime, the first 2 synth pairs,
+    a 1 s latency budget."""
     out = tmp_path_factory.mktemp("bundles") / "nano"
     proc = lowbench("bundle", "--model", "lighter", "--quant", "qat",
                     "--limit", LIMIT, "--latency-budget", "1", "--latency-min-runs", "5",
