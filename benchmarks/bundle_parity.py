@@ -1,6 +1,6 @@
 """Does a device bundle's latency agree with `lowbench evaluate`'s on the same machine?
 
-    python benchmarks/bundle_parity.py [--model lighter] [--quant static] [--rounds 4] [--limit 2]
+    python benchmarks/bundle_parity.py [--model lighter] [--quant static] [--rounds 4] [--opset 13]
 
 Makes one ONNX Runtime bundle, then alternates, round after round, three fresh processes that
 time the same ONNX file on the same input with the same stopping rule:
@@ -45,6 +45,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--limit", default="2")
     p.add_argument("--budget", default="3", help="latency budget per measurement, s")
+    p.add_argument("--opset", default="13", help="the bundle's ONNX opset (evaluate's: 17)")
     args = p.parse_args()
     lowbench = [sys.executable, "-m", "lowbench"]
     with tempfile.TemporaryDirectory(prefix="lowbench-parity-") as tmp:
@@ -52,7 +53,8 @@ def main() -> int:
         env = {**os.environ, "LOWBENCH_BUNDLES": str(root / "register")}
         bundle = root / "bundle"
         _run([*lowbench, "bundle", "--model", args.model, "--quant", args.quant, "--limit",
-              args.limit, "--latency-budget", args.budget, "--out", str(bundle)], env)
+              args.limit, "--latency-budget", args.budget, "--opset", args.opset, "--out",
+              str(bundle)], env)
         runner = [sys.executable, "run.py", "--no-energy", "--no-memory"]
         with_torch = [sys.executable, "-c",
                       "import sys, runpy, torch; sys.argv = ['run.py'] + sys.argv[1:]; "
@@ -80,7 +82,8 @@ def main() -> int:
             print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} ms"
                                                 for k, v in medians.items()), flush=True)
     base = float(np.median(medians["evaluate"]))
-    print(f"\n{args.model}/{args.quant} on ONNX Runtime, {args.rounds} rounds, "
+    print(f"\n{args.model}/{args.quant} on ONNX Runtime, bundle opset {args.opset}, "
+          f"{args.rounds} rounds, "
           f"{machine_label(machine_info())}")
     for kind, values in medians.items():
         mid = float(np.median(values))

@@ -121,6 +121,17 @@ def system_swap_mib():
 # ------------------------------------------------------------------------------ the runtimes
 
 
+def default_threads():
+    """The CPUs this process may use: the harness's default thread count (torch's), set
+    explicitly. ONNX Runtime's own default (0) spreads and pins its pool differently and ran
+    ~5% slower than an explicit count of the same size on a 2-core VM
+    (benchmarks/bundle_parity.py)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def to_numpy_output(value):
     """A runtime's output as a float32 numpy array."""
     import numpy as np
@@ -755,7 +766,8 @@ def parse_args(argv):
     p.add_argument("--only", action="append", default=None, metavar="VARIANT",
                    help="run only this variant id (repeatable; default: all)")
     p.add_argument("--threads", type=int, default=None,
-                   help="intra-op threads (default: the runtime's choice)")
+                   help="intra-op threads (default: the CPUs this process may use, set "
+                        "explicitly, as lowbench evaluate does)")
     p.add_argument("--provider", action="append", default=None,
                    help="ONNX Runtime execution provider, in order (repeatable; default: CUDA "
                         "where available, then CPU)")
@@ -772,6 +784,8 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         raise RunnerError("--threads must be >= 1, got {}".format(args.threads))
+    if args.threads is None:
+        args.threads = default_threads()
     if args.latency_budget is not None and args.latency_budget < 0:
         raise RunnerError("--latency-budget must be >= 0 s, got {}".format(args.latency_budget))
     return args
