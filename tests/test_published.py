@@ -202,9 +202,14 @@ def test_history_flags_follow_the_better_direction(evaluate_rows: list[dict]) ->
     from lowbench.site.history import build_history
     from lowbench.site.model import group_tables
 
+    from lowbench.site.history import table_floors
+
     checked = 0
     for table in group_tables(evaluate_rows):
-        for c in build_history(table).changes:
+        history = build_history(table)
+        # `results compare` reads the floors alone: the same as the history applies
+        assert table_floors(table) == history.floors
+        for c in history.changes:
             if c.metric not in BETTER:
                 continue
             net = c.after / c.shift

@@ -158,22 +158,15 @@ def _predecessor(after: list[dict], rows: list[dict]) -> tuple[list[dict], str]:
     return [r for r in rows if r["commit"] == prev], prev[:10]
 
 
-def _table_key(row: dict) -> tuple:
-    """(machine id, task, version, digest, crop): the history table a row belongs to."""
-    return tuple(row.get(k) for k in ("machine_id", "task", "task_version", "task_digest",
-                                      "crop"))
-
-
 def _noise_floors(rows: list[dict]) -> dict[tuple, dict[str, float]]:
-    """The noise floors each history table of ``rows`` learned (:func:`_table_key` ->
-    metric -> fraction): the same minimum effects the site's history applies."""
+    """The noise floors each history table of ``rows`` learned (``Table.key`` -> metric ->
+    fraction): the same minimum effects the site's history applies."""
     if not rows:
         return {}
-    from lowbench.site.history import build_history
+    from lowbench.site.history import table_floors
     from lowbench.site.model import group_tables
 
-    return {(t.machine_id, t.task, t.task_version, t.task_digest, t.crop):
-            build_history(t).floors for t in group_tables(rows)}
+    return {t.key: table_floors(t) for t in group_tables(rows)}
 
 
 def _git_revision(ref: str) -> str | None:
@@ -198,6 +191,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from lowbench.results.columns import header, metric_names, number
     from lowbench.results.compare import compare_many, pair_runs
     from lowbench.results.table import load_table
+    from lowbench.site.model import table_key
 
     metrics = tuple(args.metric or metric_names())
     unknown = [m for m in metrics if m not in metric_names()]
@@ -221,9 +215,9 @@ def run_compare(args: argparse.Namespace) -> int:
     floors = _noise_floors(rows)
     groups: dict[tuple, dict] = {}
     for key, pair in pairs.items():
-        groups.setdefault(_table_key(pair[0]), {})[key] = pair
-    for table_key, group in groups.items():
-        got, common = compare_many(group, metrics, floors=floors.get(table_key))
+        groups.setdefault(table_key(pair[0]), {})[key] = pair
+    for tkey, group in groups.items():
+        got, common = compare_many(group, metrics, floors=floors.get(tkey))
         per.update(got)
         shifts += common
     if args.json:

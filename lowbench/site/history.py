@@ -192,12 +192,11 @@ def _status_changes(series: Series) -> list[Change]:
     return out
 
 
-def build_history(table: Table, metrics: tuple[str, ...] | None = None) -> HistoryTable:
-    """Series of every variant of ``table`` over its commits, with the changes of ``metrics``
-    (default: every metric of the catalogue) that :mod:`lowbench.results.compare` reports."""
-    if metrics is None:
-        metrics = metric_names()
-    commits = _order_commits(table.rows)
+Steps = dict[tuple[int, int], dict[Variant, tuple[dict[str, Any], dict[str, Any]]]]
+
+
+def _chosen_rows(table: Table, commits: list[Commit]) -> dict[Variant, dict[int, dict[str, Any]]]:
+    """Per variant, per commit index: the one row the history shows (:func:`preference`)."""
     index = {c.sha: i for i, c in enumerate(commits)}
     chosen: dict[Variant, dict[int, dict[str, Any]]] = {}
     for row in table.rows:
@@ -206,10 +205,39 @@ def build_history(table: Table, metrics: tuple[str, ...] | None = None) -> Histo
         cur = per.get(ci)
         if cur is None or preference(row) > preference(cur):
             per[ci] = row
+    return chosen
+
+
+def _steps(chosen: dict[Variant, dict[int, dict[str, Any]]]) -> Steps:
+    """Consecutive measured (status ok) commits of every variant, grouped by the pair of commit
+    indices: ``(i, j) -> variant -> (row at i, row at j)``."""
+    steps: Steps = {}
+    for variant in sorted(chosen, key=Variant.sort_key):
+        per = chosen[variant]
+        ok = [ci for ci in sorted(per) if per[ci]["status"] == "ok"]
+        for i, j in zip(ok, ok[1:], strict=False):
+            steps.setdefault((i, j), {})[variant] = (per[i], per[j])
+    return steps
+
+
+def table_floors(table: Table, metrics: tuple[str, ...] | None = None) -> dict[str, float]:
+    """The noise floors (metric -> fraction) ``table``'s own history gives
+    (:func:`lowbench.results.compare.noise_floors` of its net steps), without the verdicts
+    :func:`build_history` also computes."""
+    steps = _steps(_chosen_rows(table, _order_commits(table.rows)))
+    return noise_floors(net_steps(steps.values(), metrics or metric_names()))
+
+
+def build_history(table: Table, metrics: tuple[str, ...] | None = None) -> HistoryTable:
+    """Series of every variant of ``table`` over its commits, with the changes of ``metrics``
+    (default: every metric of the catalogue) that :mod:`lowbench.results.compare` reports."""
+    if metrics is None:
+        metrics = metric_names()
+    commits = _order_commits(table.rows)
+    chosen = _chosen_rows(table, commits)
     n_commits = len(commits)
     out: list[Series] = []
-    # consecutive measured commits of every variant, grouped by the pair of commits
-    steps: dict[tuple[int, int], dict[Variant, tuple[dict[str, Any], dict[str, Any]]]] = {}
+    steps = _steps(chosen)
     by_variant: dict[Variant, Series] = {}
     for variant in sorted(chosen, key=Variant.sort_key):
         per = chosen[variant]
@@ -227,9 +255,6 @@ def build_history(table: Table, metrics: tuple[str, ...] | None = None) -> Histo
         statuses = [None if r is None else r["status"] for r in rows_at]
         series = Series(variant, values, statuses, rows_at)
         series.changes = _status_changes(series)
-        ok = [ci for ci in cis if per[ci]["status"] == "ok"]
-        for i, j in zip(ok, ok[1:], strict=False):
-            steps.setdefault((i, j), {})[variant] = (per[i], per[j])
         by_variant[variant] = series
         out.append(series)
     shifts: list[tuple[int, int, Verdict]] = []

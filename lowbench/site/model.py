@@ -169,7 +169,7 @@ class Table:
 
     @property
     def key(self) -> tuple:
-        """(task, machine_id, task version, task digest, crop)."""
+        """(task, machine_id, task version, task digest, crop): :func:`table_key` of its rows."""
         return (self.task, self.machine_id, self.task_version, self.task_digest, self.crop)
 
     @property
@@ -202,6 +202,13 @@ class Table:
         return f"{self.task_label} on {self.machine}"
 
 
+def table_key(row: dict[str, Any]) -> tuple:
+    """(task, machine_id, task version, task digest, crop): the :attr:`Table.key` of the table
+    a row with a task digest belongs to."""
+    return (row["task"], row["machine_id"], row.get("task_version"), row.get("task_digest"),
+            row.get("crop"))
+
+
 def group_tables(rows: Iterable[dict[str, Any]]) -> list[Table]:
     """Rows grouped by task (name, version, digest, crop) and machine_id; tables sorted by task,
     machine label, machine id, version, digest, crop.
@@ -214,8 +221,7 @@ def group_tables(rows: Iterable[dict[str, Any]]) -> list[Table]:
         if row.get("task_digest") is None:
             undigested.append(row)
             continue
-        key = (row["task"], row["machine_id"], row.get("task_version"), row["task_digest"],
-               row.get("crop"))
+        key = table_key(row)
         table = tables.get(key)
         if table is None:
             table = tables[key] = Table(row["task"], row["machine_id"], row["machine"],
