@@ -199,10 +199,8 @@ def test_history_flags_follow_the_better_direction(evaluate_rows: list[dict]) ->
     """Every flagged change of the published history is a regression exactly when the value
     moved the worse way (the test's own directions), by at least the minimum effect it reports,
     net of the common session shift it reports."""
-    from lowbench.site.history import build_history
+    from lowbench.site.history import build_history, table_floors
     from lowbench.site.model import group_tables
-
-    from lowbench.site.history import table_floors
 
     checked = 0
     for table in group_tables(evaluate_rows):
