@@ -114,6 +114,17 @@ def mse_decomposition(pred: np.ndarray, reference: np.ndarray, gt: np.ndarray
     }
 
 
+def per_ratio_means(per_pair: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Mean PSNR (dB) and SSIM of the pairs of each exposure ratio ('x100', ...), in ratio
+    order, with the pair count: a record's ``quality.per_ratio``."""
+    out: dict[str, dict[str, Any]] = {}
+    for label in sorted({p["ratio"] for p in per_pair}, key=lambda s: float(s[1:])):
+        sel = [p for p in per_pair if p["ratio"] == label]
+        out[label] = {"psnr_db": float(np.mean([p["psnr_db"] for p in sel])),
+                      "ssim": float(np.mean([p["ssim"] for p in sel])), "pairs": len(sel)}
+    return out
+
+
 def quality_ci(per_pair: list[dict[str, Any]]) -> dict[str, Any]:
     """95% intervals of the mean PSNR (dB) and SSIM over ``per_pair``, by a cluster bootstrap
     over scenes (:func:`lowbench.stats.cluster_bootstrap_ci`): ``psnr_db``/``ssim`` as [lo, hi]

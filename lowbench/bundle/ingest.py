@@ -157,7 +157,7 @@ def read_archive(archive: Path, bundle: Path | None = None
 def _quality(manifest: dict[str, Any], images: dict[str, np.ndarray], data_root: str | None
              ) -> dict[str, Any]:
     """The record's quality section from the device's outputs, scored on the host."""
-    from lowbench.metrics import psnr, quality_ci, ssim
+    from lowbench.metrics import per_ratio_means, psnr, quality_ci, ssim
     from lowbench.pairs import load_truth
     from lowbench.tasks import get_task
 
@@ -184,12 +184,7 @@ def _quality(manifest: dict[str, Any], images: dict[str, np.ndarray], data_root:
         per_pair.append({"pair": pair.pair_id, "scene": pair.scene_id,
                          "ratio": pair.ratio_label, "psnr_db": psnr(out, gt),
                          "ssim": ssim(out, gt), "end_to_end_ms": None})
-    per_ratio: dict[str, dict[str, Any]] = {}
-    for label in sorted({p["ratio"] for p in per_pair}, key=lambda s: float(s[1:])):
-        sel = [p for p in per_pair if p["ratio"] == label]
-        per_ratio[label] = {"psnr_db": float(np.mean([p["psnr_db"] for p in sel])),
-                            "ssim": float(np.mean([p["ssim"] for p in sel])),
-                            "pairs": len(sel)}
+    per_ratio = per_ratio_means(per_pair)
     return {"psnr_db": float(np.mean([p["psnr_db"] for p in per_pair])) if per_pair else None,
             "ssim": float(np.mean([p["ssim"] for p in per_pair])) if per_pair else None,
             "per_ratio": per_ratio, "per_pair": per_pair, "ci": quality_ci(per_pair),

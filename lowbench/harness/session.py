@@ -36,7 +36,7 @@ from lowbench.export import ONNX_OPSET
 from lowbench.harness.gallery import GALLERY_MAX, write_gallery_crop
 from lowbench.measure import latency as timing
 from lowbench.measure.latency import StageTimer, measure_latency, set_threads
-from lowbench.metrics import psnr, quality_ci, ssim
+from lowbench.metrics import per_ratio_means, psnr, quality_ci, ssim
 from lowbench.models.registry import check_combination
 from lowbench.pairs import Pair, check_pair, crop_box, load_truth, packed_input
 from lowbench.quant.calibrate import DEFAULT_CALIBRATION, CalibrationSettings
@@ -301,12 +301,7 @@ class Session:
                     and len(gallery) < GALLERY_MAX):
                 seen_ratios.add(pair.ratio_label)
                 gallery.append(write_gallery_crop(gallery_dir, pair, out, gt))
-        per_ratio: dict[str, dict[str, Any]] = {}
-        for label in sorted({p["ratio"] for p in per_pair}, key=lambda s: float(s[1:])):
-            sel = [p for p in per_pair if p["ratio"] == label]
-            per_ratio[label] = {"psnr_db": float(np.mean([p["psnr_db"] for p in sel])),
-                                "ssim": float(np.mean([p["ssim"] for p in sel])),
-                                "pairs": len(sel)}
+        per_ratio = per_ratio_means(per_pair)
         summary = timer.summary()
         return {
             "quality": {"psnr_db": float(np.mean([p["psnr_db"] for p in per_pair])),
