@@ -152,13 +152,15 @@ def jetson_facts(release: str, model: str | None, nvpmodel: str | None,
                  clocks: str | None) -> dict[str, Any]:
     """The record's ``machine.jetson`` from the texts a Jetson gives: /etc/nv_tegra_release,
     /proc/device-tree/model, ``nvpmodel -q`` and ``jetson_clocks --show`` output (None: could not
-    be run). ``clocks_locked``: every clock's MinFreq equals its MaxFreq (None: unknown)."""
+    be run). ``clocks_locked``: a clock line shows MinFreq equal to MaxFreq, as
+    ``jetson_clocks`` pins CPU and GPU clocks (EMC is pinned by FreqOverride instead); None:
+    unknown."""
     info: dict[str, Any] = {"l4t_release": (release.splitlines() or [""])[0]}
     if model is not None:
         info["model"] = model.strip("\x00\n ")
     info["nvpmodel"] = nvpmodel.splitlines()[0] if nvpmodel else None
     info["clocks_locked"] = None if clocks is None else bool(
-        re.search(r"MinFreq=(\d+).*MaxFreq=\1", clocks))
+        re.search(r"MinFreq=(\d+)\b.*MaxFreq=\1\b", clocks))
     return info
 
 

@@ -295,6 +295,26 @@ def test_a_damaged_output_is_refused(device_archive: Path, tmp_path: Path) -> No
     assert not (tmp_path / "out").exists() or record_paths(tmp_path / "out") == []
 
 
+def test_a_truncated_archive_is_one_line(device_archive: Path, tmp_path: Path) -> None:
+    """A partial copy from the device: cut inside the outputs."""
+    cut = tmp_path / "cut.tar"
+    data = device_archive.read_bytes()
+    cut.write_bytes(data[:len(data) * 2 // 3])
+    err = assert_one_line_error(lowbench("ingest", str(cut)))
+    assert "copy result.tar from the device again" in err or "not a tar archive" in err
+
+
+def test_clock_lock_reads_whole_numbers() -> None:
+    from lowbench.environment import jetson_facts
+
+    def locked(clocks: str | None) -> bool | None:
+        return jetson_facts(NANO_RELEASE, NANO_MODEL, None, clocks)["clocks_locked"]
+
+    assert locked(CLOCKS) is True
+    assert locked("GPU MinFreq=92160000 MaxFreq=921600000 CurrentFreq=921600000") is False
+    assert locked(None) is None
+
+
 def test_foreign_or_broken_archives_are_refused(device_archive: Path, bundle: Path,
                                                 tmp_path: Path) -> None:
     other = tmp_path / "other"
@@ -343,7 +363,9 @@ def test_torchscript_bundle_round_trip(tmp_path: Path, register: Path,
     proc = lowbench("bundle", "--model", "lighter", "--runtime", "torchscript", "--limit", "1",
                     "--latency-budget", "0.3", "--latency-min-runs", "3", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    proc = _run_device(out, fake_jetson, "--no-energy", "--no-memory")
+    vid = "lighter-fp32-torchscript"  # a repeated --only runs once
+    proc = _run_device(out, fake_jetson, "--no-energy", "--no-memory", "--only", vid,
+                       "--only", vid)
     assert proc.returncode == 0, proc.stderr
     from lowbench.bundle.ingest import ingest  # in this process: the CLI is tested above
 
@@ -351,4 +373,5 @@ def test_torchscript_bundle_round_trip(tmp_path: Path, register: Path,
     runtime = record["variant"]["runtime"]
     assert runtime["name"] == "torchscript" and runtime["precision"] == "float32"
     assert runtime["precision_counts"]["float32"] >= 10
+    assert json.loads((out / "manifest.json").read_text())["variants"][0]["engine"] is None
     assert 15 < record["quality"]["psnr_db"] < 40

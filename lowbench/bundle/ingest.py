@@ -20,10 +20,6 @@ its result.json names are read.
 
 from __future__ import annotations
 
-import io
-import json
-import re
-import tarfile
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,125 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from lowbench.digest import bytes_digest, sha256_file
-from lowbench.errors import DataError, LowbenchError
+from lowbench.bundle.archive import ArchiveError, read_archive
+from lowbench.digest import sha256_file
+from lowbench.errors import LowbenchError
 
-#: Result archive formats this lowbench reads (run.py's ``runner_version``).
-RUNNER_VERSIONS = (1,)
-#: Largest member read from an archive (bytes): a 4K frame's float16 output is ~50 MB.
-MAX_MEMBER_BYTES = 512 * 2**20
-class ArchiveError(DataError):
-    """A result archive that is damaged, foreign or does not match its bundle."""
-
-
-def _member(tar: tarfile.TarFile, name: str, archive: Path) -> bytes:
-    """The bytes of regular-file member ``name`` (never extracted to disk)."""
-    try:
-        info = tar.getmember(name)
-    except KeyError:
-        raise ArchiveError(f"{archive} has no {name}; copy result.tar from the device again "
-                           "(a partial copy?)") from None
-    if not info.isfile() or info.size > MAX_MEMBER_BYTES:
-        raise ArchiveError(f"{archive}: member {name} is not a regular file of at most "
-                           f"{MAX_MEMBER_BYTES >> 20} MiB; this is not run.py's archive")
-    handle = tar.extractfile(info)
-    assert handle is not None
-    return handle.read()
-
-
-def _find_manifest(result: dict[str, Any], bundle: Path | None, archive: Path
-                   ) -> tuple[dict[str, Any], str]:
-    """The bundle manifest the archive was made from (``bundle``'s, else the register's by
-    the archive's bundle id) and its sha256, which must equal the archive's."""
-    from lowbench.bundle.make import bundle_register
-
-    bid = str(result.get("bundle_id") or "")
-    if bundle is not None:
-        path = Path(bundle) / "manifest.json" if Path(bundle).is_dir() else Path(bundle)
-    else:
-        path = bundle_register() / bid / "manifest.json"
-    if not re.fullmatch(r"[0-9a-f]{32}", bid):
-        raise ArchiveError(f"{archive}: result.json names no bundle id; this is not run.py's "
-                           "archive")
-    if not path.is_file():
-        raise ArchiveError(f"{archive} was made from bundle {bid}, which is not in "
-                           f"{path.parent}; pass --bundle DIR (the bundle folder made by "
-                           "`lowbench bundle`)")
-    digest = sha256_file(path)
-    if digest != result.get("manifest_sha256"):
-        raise ArchiveError(f"{archive} was run from a manifest.json that differs from {path} "
-                           "(sha256); ingest it with the bundle it was made from")
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if manifest.get("bundle_id") != bid:
-        raise ArchiveError(f"{path} is bundle {manifest.get('bundle_id')}, but {archive} was "
-                           f"made from bundle {bid}; pass that bundle's folder")
-    return manifest, digest
-
-
-def read_archive(archive: Path, bundle: Path | None = None
-                 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, np.ndarray]]]:
-    """(result.json, manifest, {variant id: {pair id: output image}}) of ``archive``, every
-    digest checked; :class:`ArchiveError` naming what does not match."""
-    archive = Path(archive)
-    if not archive.is_file():
-        raise DataError(f"{archive} does not exist; give the result.tar that run.py wrote")
-    try:
-        tar = tarfile.open(archive, "r:")
-    except (tarfile.TarError, OSError) as err:
-        raise ArchiveError(f"{archive} is not a tar archive ({err}); give the result.tar "
-                           "that run.py wrote") from None
-    with tar:
-        try:
-            result = json.loads(_member(tar, "result.json", archive).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as err:
-            raise ArchiveError(f"{archive}: result.json is not JSON ({err})") from None
-        if not isinstance(result, dict) or result.get("schema") != "lowbench.bundle-result":
-            raise ArchiveError(f"{archive} is not a lowbench device result (result.json's "
-                               "schema); give the result.tar that run.py wrote")
-        if result.get("runner_version") not in RUNNER_VERSIONS:
-            raise ArchiveError(f"{archive} was written by run.py version "
-                               f"{result.get('runner_version')}; this lowbench reads "
-                               f"{RUNNER_VERSIONS}: upgrade lowbench")
-        manifest, _ = _find_manifest(result, bundle, archive)
-        by_id = {v["id"]: v for v in manifest["variants"]}
-        inputs = {p["pair"]: p for p in manifest["pairs"]}
-        outputs: dict[str, dict[str, np.ndarray]] = {}
-        for entry in result.get("variants", []):
-            spec = by_id.get(entry.get("id"))
-            if spec is None:
-                raise ArchiveError(f"{archive}: variant {entry.get('id')!r} is not in the "
-                                   "bundle")
-            if entry.get("status") == "ok" and entry.get("artifact_sha256") != \
-                    spec["artifact"]["sha256"]:
-                raise ArchiveError(f"{archive}: variant {spec['id']} ran an artifact whose "
-                                   "sha256 differs from the bundle's")
-            images = outputs.setdefault(spec["id"], {})
-            for pair in entry.get("pairs", []):
-                expected = inputs.get(pair.get("pair"))
-                if expected is None or pair.get("input_sha256") != expected["sha256"]:
-                    raise ArchiveError(f"{archive}: {spec['id']} pair {pair.get('pair')!r} "
-                                       "was run on an input that is not the bundle's")
-                name = f"outputs/{spec['id']}/{expected['file_stem']}.npy"
-                if pair.get("output") != name:
-                    raise ArchiveError(f"{archive}: {spec['id']} names output "
-                                       f"{pair.get('output')!r}, expected {name}")
-                data = _member(tar, name, archive)
-                if bytes_digest(data) != pair.get("output_sha256"):
-                    raise ArchiveError(f"{archive}: {name} does not match its sha256 in "
-                                       "result.json (damaged in transfer?); copy it again")
-                try:
-                    image = np.load(io.BytesIO(data), allow_pickle=False)
-                except ValueError as err:
-                    raise ArchiveError(f"{archive}: {name} is not a numpy array ({err})") \
-                        from None
-                h, w = expected["valid_hw"]
-                want_dtype = np.uint8 if manifest["outputs"] == "uint8" else np.float16
-                if image.shape != (2 * h, 2 * w, 3) or image.dtype != want_dtype:
-                    raise ArchiveError(f"{archive}: {name} is {image.dtype} {image.shape}, "
-                                       f"expected {np.dtype(want_dtype)} {(2 * h, 2 * w, 3)}")
-                images[pair["pair"]] = image
-    return result, manifest, outputs
-
+#: ONNX Runtime providers that run on a GPU (the record's device is then "cuda").
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 # --------------------------------------------------------------------------- one record each
 
@@ -193,8 +76,10 @@ def _quality(manifest: dict[str, Any], images: dict[str, np.ndarray], data_root:
                         f"{manifest['outputs']} outputs"}
 
 
-def _latency(entry: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
-    """The latency section from the device's timed calls (the harness's builder)."""
+def _latency(entry: dict[str, Any], manifest: dict[str, Any], budget_s: float
+             ) -> dict[str, Any]:
+    """The latency section from the device's timed calls (the harness's builder); ``budget_s``
+    is the cap the device ran under (s)."""
     from lowbench.harness.session import OUTPUT_CHECK_TOLERANCE
     from lowbench.measure.latency import latency_result
 
@@ -205,9 +90,10 @@ def _latency(entry: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
             "min_runs": proto["min_runs"], "max_runs": proto["max_runs"],
             "timed_s": lat["stop"]["timed_s"]}
     out = latency_result([int(t) for t in lat["samples_ns"]], warmup=lat["warmup"],
-                         budget_s=proto["budget_s"], stop=stop, clock=lat["stop"]["clock"])
+                         budget_s=budget_s, stop=stop, clock=lat["stop"]["clock"])
     first = manifest["pairs"][0]
-    out["input_shape"] = first["shape"]
+    out["input_shape"] = [1, 4, *first["valid_hw"]]  # as the harness records it (unpadded)
+    out["padded_input_shape"] = first["shape"]
     out["threads"] = entry["runtime"].get("threads")
     out["device"] = entry["runtime"].get("provider")
     diff = entry.get("output_check_max_abs_diff")
@@ -295,8 +181,10 @@ def record_of(entry: dict[str, Any], spec: dict[str, Any], manifest: dict[str, A
     task = manifest["task"]
     machine = machine_from_facts(result.get("device") or {})
     rt = entry.get("runtime") or {}
+    providers = rt.get("providers") or []
+    device = "cuda" if providers[:1] and providers[0] in GPU_PROVIDERS else spec["device"]
     variant = {**spec["host_variant"], "model": spec["model"], "quant": spec["quant"],
-               "device": spec["device"]}
+               "device": device}
     executed = entry.get("executed") or {}
     precision, counts = _precision(spec["runtime"], executed) if executed else (None, {})
     if executed:
@@ -304,7 +192,8 @@ def record_of(entry: dict[str, Any], spec: dict[str, Any], manifest: dict[str, A
                         if k != "engine"})
     variant["runtime"] = {
         "name": spec["runtime"], "version": rt.get("version"), "provider": rt.get("provider"),
-        "device": spec["device"], "precision": precision,
+        "providers": providers, "executed_ops": executed.get("ops"),
+        "device": device, "precision": precision,
         "requested_precision": REQUESTED.get(spec["quant"]),
         "precision_source": executed.get("source"), "precision_counts": counts,
         "threads": rt.get("threads"), "build_s": entry.get("load_s"),
@@ -320,8 +209,10 @@ def record_of(entry: dict[str, Any], spec: dict[str, Any], manifest: dict[str, A
                 spec["runtime"]: rt.get("version")}
     record: dict[str, Any] = {
         "schema": "lowbench.record", "schema_version": SCHEMA_VERSION,
-        "run_id": uuid.uuid4().hex, "created_utc": result.get("finished_utc") or
-        datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        # the host's clock: an offline board without an RTC battery often has a wrong date
+        # (the device's own times stay under "bundle")
+        "run_id": uuid.uuid4().hex,
+        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "status": entry.get("status", "ok") if entry.get("status") in ("ok", "failed",
                                                                      "unsupported") else "failed",
         "failure": None,
@@ -353,7 +244,8 @@ def record_of(entry: dict[str, Any], spec: dict[str, Any], manifest: dict[str, A
                              "pair": entry.get("failed_pair")}
         return record
     record["quality"] = _quality(manifest, images, data_root)
-    record["latency"] = _latency(entry, manifest)
+    record["latency"] = _latency(entry, manifest,
+                                 (result.get("protocol_used") or manifest["protocol"])["budget_s"])
     if record["latency"]["output_check"]["ok"] is False:
         record["status"] = "failed"
         record["failure"] = {"reason": "the output of the timed loop differs from the accuracy "

@@ -152,7 +152,11 @@ def _build_variant(req: BundleRequest, model: str, quant: str, folder: Path
 
     entry = {"id": vid, "model": model, "quant": quant, "runtime": req.runtime,
              "device": req.device, "input_name": INPUT,
-             "engine": torch.backends.quantized.engine if fmt == "torchscript" else None,
+             # the int8 engine a TorchScript int8 file needs (float files need none: an ARM
+             # torch has neither x86 nor fbgemm)
+             "engine": (torch.backends.quantized.engine
+                        if fmt == "torchscript" and quant in ("dynamic", "static", "qat")
+                        else None),
              "artifact": {"file": f"models/{target.name}", "sha256": _sha256(data),
                           "bytes": len(data), "format": fmt,
                           "onnx_opset": req.onnx_opset if fmt == "onnx" else None},

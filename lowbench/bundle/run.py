@@ -160,9 +160,8 @@ class OnnxRuntimeBackend(object):
                                   "with --provider".format(", ".join(missing),
                                                            ", ".join(available)))
             self.providers = list(providers)
-        else:
-            self.providers = (["CUDAExecutionProvider"] if "CUDAExecutionProvider" in available
-                              else []) + ["CPUExecutionProvider"]
+        else:  # as bundled (device cpu); a GPU only when asked for (--provider)
+            self.providers = ["CPUExecutionProvider"]
         self.sess = ort.InferenceSession(path, self._options(), providers=self.providers)
 
     def _options(self, profile_prefix=None):
@@ -563,11 +562,12 @@ def measure_memory(variant, args):
                else "exit code {}".format(proc.returncode))
         return {"reason": "memory worker failed ({}: {})".format(how, tail)}
     result = json.loads(line[-1][len(WORKER_MARKER):])
-    swap = [v for v in (peaks["swap"], (result.get("vmswap_kib") or 0) / 1024.0)
-            if v is not None]
+    own = result.get("vmswap_kib")
+    swap = [v for v in (peaks["swap"], None if own is None else own / 1024.0) if v is not None]
     return {"peak_rss_mib": None if result.get("vmhwm_kib") is None
             else result["vmhwm_kib"] / 1024.0,
             "swap_peak_mib": max(swap) if swap else None,
+            "swap_reason": None if swap else "VmSwap unreadable on this device",
             "system_swap_baseline_mib": base, "system_swap_peak_mib": peaks["system"],
             "swap_total_mib": total, "forward_ms": result.get("forward_ms"),
             "samples": peaks.get("ticks"), "sample_interval_s": 0.02, "wall_s": wall,
@@ -649,10 +649,11 @@ def run_variant(bundle, manifest, variant, inputs, args, work, say):
     entry["load_s"] = time.perf_counter() - t0
     entry["runtime"] = backend.describe()
     entry["artifact_sha256"] = variant["artifact"]["sha256"]
-    os.makedirs(os.path.join(work, "outputs", variant["id"]))
+    os.makedirs(os.path.join(work, "outputs", variant["id"]), exist_ok=True)
     accuracy_first = None
     say("{}: quality pass over {} inputs".format(variant["id"], len(inputs)))
-    for pair, x in zip(manifest["pairs"], inputs):
+    for i, pair in enumerate(manifest["pairs"]):
+        x = inputs[i]
         t0 = time.perf_counter()
         y = to_numpy_output(backend.run(x))
         forward_ms = (time.perf_counter() - t0) * 1e3
@@ -719,19 +720,27 @@ def load_manifest(bundle):
     return bundle, manifest
 
 
-def load_inputs(bundle, manifest):
-    """The packed inputs, each checked against its sha256 in the manifest."""
-    import numpy as np
+class InputFiles(object):
+    """The packed inputs, each checked against its sha256 in the manifest now and read from
+    disk when used (a full-frame task does not fit a Nano's memory all at once)."""
 
-    inputs = []
-    for pair in manifest["pairs"]:
-        path = os.path.join(bundle, pair["input"])
-        if not os.path.isfile(path) or sha256_file(path) != pair["sha256"]:
-            raise BundleDamaged("{} is missing or does not match manifest.json (sha256); copy the "
-                                "whole bundle folder again".format(pair["input"]))
-        inputs.append(np.ascontiguousarray(np.load(path, allow_pickle=False),
-                                           dtype=np.float32))
-    return inputs
+    def __init__(self, bundle, manifest):
+        self.paths = []
+        for pair in manifest["pairs"]:
+            path = os.path.join(bundle, pair["input"])
+            if not os.path.isfile(path) or sha256_file(path) != pair["sha256"]:
+                raise BundleDamaged("{} is missing or does not match manifest.json (sha256); "
+                                    "copy the whole bundle folder again".format(pair["input"]))
+            self.paths.append(path)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        import numpy as np
+
+        return np.ascontiguousarray(np.load(self.paths[i], allow_pickle=False),
+                                    dtype=np.float32)
 
 
 def write_archive(out, work, result):
@@ -755,6 +764,25 @@ def write_archive(out, work, result):
         raise
 
 
+def check_options(args):
+    """``--provider`` names providers this onnxruntime has and ``--tegrastats`` an executable
+    file: one line before anything runs, not a surprise per variant."""
+    if args.provider:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise RunnerError("--provider needs onnxruntime, which is not installed here") \
+                from None
+        missing = [p for p in args.provider if p not in ort.get_available_providers()]
+        if missing:
+            raise RunnerError("--provider {}: this onnxruntime has only {}".format(
+                ", ".join(missing), ", ".join(ort.get_available_providers())))
+    if args.tegrastats and not (os.path.isfile(args.tegrastats)
+                                and os.access(args.tegrastats, os.X_OK)):
+        raise RunnerError("--tegrastats {}: no executable file there (on a Jetson: "
+                          "/usr/bin/tegrastats)".format(args.tegrastats))
+
+
 def parse_args(argv):
     """The runner's arguments."""
     p = argparse.ArgumentParser(prog="run.py", description="Measure this lowbench bundle's "
@@ -769,8 +797,9 @@ def parse_args(argv):
                    help="intra-op threads (default: the CPUs this process may use, set "
                         "explicitly, as lowbench evaluate does)")
     p.add_argument("--provider", action="append", default=None,
-                   help="ONNX Runtime execution provider, in order (repeatable; default: CUDA "
-                        "where available, then CPU)")
+                   help="ONNX Runtime execution provider, in order (repeatable; default: "
+                        "CPUExecutionProvider; on a Jetson's GPU e.g. --provider "
+                        "CUDAExecutionProvider --provider CPUExecutionProvider)")
     p.add_argument("--tegrastats", default=None,
                    help="tegrastats executable (default: on PATH or /usr/bin/tegrastats)")
     p.add_argument("--latency-budget", type=float, default=None, metavar="S",
@@ -808,13 +837,15 @@ def main(argv=None):
         if not os.path.isdir(os.path.dirname(out)):
             raise RunnerError("--out {}: the folder {} does not exist".format(
                 out, os.path.dirname(out)))
-        variants = [variant_by_id(manifest, vid) for vid in args.only] if args.only \
+        only = list(dict.fromkeys(args.only or []))  # a repeated --only runs once
+        variants = [variant_by_id(manifest, vid) for vid in only] if only \
             else manifest["variants"]
         if args.latency_budget is not None:
             manifest["protocol"]["budget_s"] = args.latency_budget
         for variant in variants:
             check_artifact(bundle, variant)
-        inputs = load_inputs(bundle, manifest)
+        inputs = InputFiles(bundle, manifest)
+        check_options(args)
     except RunnerError as err:
         print("run.py: error: {}".format(err), file=sys.stderr)
         return 2
@@ -840,6 +871,11 @@ def main(argv=None):
             except RunnerError as err:
                 entry = {"id": variant["id"], "status": "unsupported", "reason": str(err),
                          "pairs": []}
+            except Exception as err:  # the runtime failed mid-run (out of memory, a kernel
+                # error): this variant failed, the others still run and the archive is written
+                first = (str(err).strip().splitlines() or [""])[0][:300]
+                entry = {"id": variant["id"], "status": "failed", "pairs": [],
+                         "reason": "{}: {}".format(type(err).__name__, first)}
             failed = failed or entry["status"] != "ok"
             if entry.get("runtime"):
                 backends[entry["runtime"]["name"]] = entry["runtime"]["version"]
@@ -848,12 +884,13 @@ def main(argv=None):
                                   " ({})".format(entry["reason"]) if entry["reason"] else ""))
         result["device"] = device_facts(args.sysroot, backends)
         result["finished_utc"] = utc_now()
-        write_archive(out, work, result)
+        try:
+            write_archive(out, work, result)
+        except OSError as err:
+            print("run.py: error: cannot write {}: {}".format(out, err), file=sys.stderr)
+            return 2
     except BundleDamaged as err:
         print("run.py: error: {}".format(err), file=sys.stderr)
-        return 2
-    except OSError as err:
-        print("run.py: error: cannot write {}: {}".format(out, err), file=sys.stderr)
         return 2
     finally:
         shutil.rmtree(work, ignore_errors=True)

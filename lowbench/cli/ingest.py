@@ -36,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
     for archive in args.archive:
         records += ingest(Path(archive), bundle=Path(args.bundle) if args.bundle else None,
                           data_root=args.data_root)
+    from lowbench.results.records import validate
+
+    for record in records:  # every record is valid before any is written
+        validate(record)
     rows = []
     for record in records:
         path = write_record(record, out)
