@@ -130,6 +130,9 @@ def _build_variant(req: BundleRequest, model: str, quant: str, folder: Path
     vid = f"{model}-{quant}-{req.runtime}"
     if not session.supported or model == "libraw":
         why = session.variant.info.get("reason") or "LibRaw is not a network: nothing to deploy"
+        if quant in ("fp16", "bf16"):
+            why += (f"; for a Jetson's GPU bundle {model} fp32 and build a {quant} TensorRT "
+                    "engine from its ONNX file there (trtexec --fp16, docs/jetson.md)")
         raise LowbenchError(f"{vid} cannot be bundled: {why}")
     models = folder / "models"
     if req.runtime == "onnxruntime":

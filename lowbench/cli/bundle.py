@@ -24,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="variant(s); every model x quant is bundled (default: fp32)")
     p.add_argument("--runtime", default="onnxruntime", choices=RUNTIMES,
                    help="what runs on the device: onnxruntime (ONNX, QDQ int8) or torchscript "
-                        "(torch <= 1.10 on JetPack 4.6 reads it)")
+                        "(only for a device torch that reads this torch's files: torch 1.10 "
+                        "on JetPack 4.6 cannot, docs/jetson.md)")
     p.add_argument("--task", default="synth", help="task name or task file")
     p.add_argument("--data-root", default=None, help="folder holding the task's raw files")
     p.add_argument("--checkpoint", default=None,
