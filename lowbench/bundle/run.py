@@ -122,10 +122,9 @@ def system_swap_mib():
 
 
 def default_threads():
-    """The CPUs this process may use: the harness's default thread count (torch's), set
-    explicitly. ONNX Runtime's own default (0) spreads and pins its pool differently and ran
-    ~5% slower than an explicit count of the same size on a 2-core VM
-    (benchmarks/bundle_parity.py)."""
+    """The CPUs this process may use: the harness's default thread count (torch's), which it
+    sets explicitly on ONNX Runtime too, so both measure the same configuration and the
+    record names the count."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
