@@ -27,6 +27,7 @@ from lowbench.cli import (
     results,
     site,
     train,
+    votes,
 )
 from lowbench.cli import list as list_command
 from lowbench.errors import LowbenchError
@@ -75,6 +76,8 @@ COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None],
      bundle.add_arguments, bundle.run),
     ("ingest", "check and score a device's result.tar into result records",
      ingest.add_arguments, ingest.run),
+    ("votes", "keep the Judge page's vote files (the human score)", votes.add_arguments,
+     votes.run),
     ("checkpoint", "convert the original SID project's checkpoints",
      checkpoint.add_arguments, checkpoint.run),
     ("site", "build the static HTML leaderboard", site.add_arguments, site.run),

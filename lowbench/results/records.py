@@ -105,7 +105,8 @@ def record_files(folder: str | Path) -> list[str]:
     ``sorted(Path(folder).rglob("*.json"))`` (by path components; symlinked folders are not
     entered), less asv's own files (``asv/`` at the top, ``machine.json``,
     ``benchmarks.json``), which lowbench.results.asv reads, the memory curves
-    (``memory-curves/`` at the top) and the training records (``training/`` at the top).
+    (``memory-curves/`` at the top), the training records (``training/`` at the top) and the
+    human votes (``votes/`` at the top, :mod:`lowbench.judge.votes`).
 
     ``os.walk`` and plain strings: ~10x faster than ``rglob`` and Path objects on 200,000 files.
     """
@@ -113,8 +114,9 @@ def record_files(folder: str | Path) -> list[str]:
     found: list[tuple[str, ...]] = []
     for root, dirs, files in os.walk(top):
         if root == top:  # asv's own results; the memory curves (lowbench.measure.memory_curve);
-            # the training records (lowbench.results.training)
-            dirs[:] = [d for d in dirs if d not in ("asv", "memory-curves", "training")]
+            # the training records (lowbench.results.training); the votes (lowbench.judge)
+            dirs[:] = [d for d in dirs
+                       if d not in ("asv", "memory-curves", "training", "votes")]
         parts = Path(root).parts
         found.extend((*parts, name) for name in (*dirs, *files)
                      if name.endswith(".json") and name not in ("machine.json", "benchmarks.json"))

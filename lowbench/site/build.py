@@ -9,6 +9,7 @@ output depends on the time, the build machine or the results folders' absolute p
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import shutil
 import threading
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lowbench.errors import LowbenchError, OutputError
-from lowbench.fsutil import check_output_folder, output_error
+from lowbench.fsutil import atomic_write_text, check_output_folder, output_error
 from lowbench.results.columns import header
 from lowbench.results.records import RecordWarning
 from lowbench.results.table import load_table
@@ -30,6 +31,7 @@ from lowbench.site.charts import pareto_figure
 from lowbench.site.costs import costs_context
 from lowbench.site.gallery import ImageStore, build_gallery
 from lowbench.site.history import build_history
+from lowbench.site.judge import JUDGE_FILE, judge_manifest
 from lowbench.site.machines import write_machine_pages
 from lowbench.site.memory_curves import curve_context, curve_figure, load_curves
 from lowbench.site.model import Variant, group_tables, latest, variant_slug
@@ -201,6 +203,8 @@ def _write_site(out: Path, folders: list[Path], rows: list[dict[str, Any]],
     w.page("ablation.html", "ablation.html", title="Ablation study", studies=studies)
     gallery = build_gallery(latests, store, hrefs)
     w.page("gallery.html", "gallery.html", title="Gallery", gallery=list(gallery.items()))
+    atomic_write_text(out / JUDGE_FILE, json.dumps(judge_manifest(gallery), indent=1,
+                                                   sort_keys=True) + "\n")
     curves = []  # the swap curves of the results folders (lowbench.measure.memory_curve)
     for doc in load_curves(folders):
         src = f"charts/memory-{doc['slug']}.png"

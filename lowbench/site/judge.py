@@ -1,0 +1,41 @@
+"""The Judge's data (issue 22): every gallery scene whose outputs two or more variants share,
+each output named by its image's digest, and the build id that ties a vote to exactly these
+pictures.
+
+The gallery's PNGs are stored by content (``img/<sha256 prefix>.png``,
+:class:`lowbench.site.gallery.ImageStore`), so an image path is its digest. The build id is the
+digest of the whole manifest: the same results give the same id (the site is byte-identical),
+other pictures give another. ``data/judge.json`` holds it; the Judge page and
+``lowbench votes import`` (:mod:`lowbench.judge.votes`) read it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lowbench.digest import json_digest
+from lowbench.site.gallery import Crop
+
+#: Where the manifest lives in a built site.
+JUDGE_FILE = "data/judge.json"
+#: The manifest's format.
+JUDGE_SCHEMA = "lowbench.judge"
+
+
+def judge_manifest(gallery: dict[str, list[Crop]]) -> dict[str, Any]:
+    """``{"schema", "version", "build_id", "scenes": [...]}``: one scene per task x crop x
+    machine with at least two variants' outputs (``variant`` label, ``image`` path in the
+    site), its ``truth`` and ``input`` images; ``id`` is the scene's position."""
+    scenes = []
+    for task, crops in gallery.items():
+        for crop in crops:
+            for machine, outputs in sorted(crop.machines.items()):
+                shown = sorted(({"variant": o.variant, "image": o.src} for o in outputs if o.src),
+                               key=lambda o: o["variant"])
+                if len({o["variant"] for o in shown}) < 2:
+                    continue
+                scenes.append({"id": len(scenes), "task": task, "pair": crop.pair,
+                               "ratio": crop.ratio, "machine": machine, "truth": crop.truth,
+                               "input": crop.input, "outputs": shown})
+    body = {"schema": JUDGE_SCHEMA, "version": 1, "scenes": scenes}
+    return {**body, "build_id": json_digest(body, 24)}
