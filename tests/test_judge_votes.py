@@ -114,3 +114,20 @@ def test_votes_from_another_build_or_edited_are_refused(site: tuple[Path, dict],
                           "broken.json", "JSON")
     assert_one_line_error(lowbench("votes", "import", str(good), "--site", str(tmp_path)),
                           "no built site")
+
+
+def test_identical_pictures_are_one_output() -> None:
+    """fp32 and dynamic (which quantizes nothing) give the same bytes: one picture to vote on."""
+    from lowbench.site.gallery import Crop, Output
+    from lowbench.site.judge import judge_manifest
+
+    crop = Crop("p1", "x100", machines={"m": [Output("sid/fp32", "", "img/a.png"),
+                                              Output("sid/dynamic", "", "img/a.png"),
+                                              Output("sid/static", "", "img/b.png")]})
+    (scene,) = judge_manifest({"synth": [crop]})["scenes"]
+    assert scene["outputs"] == [
+        {"variant": "sid/dynamic", "image": "img/a.png", "same_image": ["sid/fp32"]},
+        {"variant": "sid/static", "image": "img/b.png", "same_image": []}]
+    only_one = Crop("p2", "x100", machines={"m": [Output("sid/fp32", "", "img/a.png"),
+                                                  Output("sid/dynamic", "", "img/a.png")]})
+    assert judge_manifest({"synth": [only_one]})["scenes"] == []

@@ -24,15 +24,23 @@ JUDGE_SCHEMA = "lowbench.judge"
 
 def judge_manifest(gallery: dict[str, list[Crop]]) -> dict[str, Any]:
     """``{"schema", "version", "build_id", "scenes": [...]}``: one scene per task x crop x
-    machine with at least two variants' outputs (``variant`` label, ``image`` path in the
-    site), its ``truth`` and ``input`` images; ``id`` is the scene's position."""
+    machine with at least two different output pictures (``variant`` label, ``image`` path in
+    the site, ``same_image``: other variants whose output is the same bytes), its ``truth`` and
+    ``input`` images; ``id`` is the scene's position."""
     scenes = []
     for task, crops in gallery.items():
         for crop in crops:
             for machine, outputs in sorted(crop.machines.items()):
-                shown = sorted(({"variant": o.variant, "image": o.src} for o in outputs if o.src),
+                by_image: dict[str, list[str]] = {}
+                for o in sorted(outputs, key=lambda o: o.variant):
+                    if o.src:
+                        by_image.setdefault(o.src, []).append(o.variant)
+                # variants whose outputs are the same bytes are one picture: shown once, under
+                # the first label, the others named in same_image (a vote is about pictures)
+                shown = sorted(({"variant": labels[0], "image": image,
+                                 "same_image": labels[1:]} for image, labels in by_image.items()),
                                key=lambda o: o["variant"])
-                if len({o["variant"] for o in shown}) < 2:
+                if len(shown) < 2:
                     continue
                 scenes.append({"id": len(scenes), "task": task, "pair": crop.pair,
                                "ratio": crop.ratio, "machine": machine, "truth": crop.truth,
