@@ -99,7 +99,7 @@ def _severe(logs: list[dict]) -> list[dict]:
 
 def test_pages_load_without_console_errors(driver, site: Path) -> None:
     pages = ["index.html", "pareto.html", "history.html", "ablation.html", "gallery.html",
-             "machines.html", "downloads.html"]
+             "judge.html", "machines.html", "downloads.html"]
     pages += [next((site / d).glob("*.html")).relative_to(site).as_posix()
               for d in ("history", "variant", "machine")]
     for rel in pages:
@@ -315,3 +315,66 @@ def test_console_check_catches_errors(driver, tmp_path: Path) -> None:
     bad = tmp_path / "bad.html"
     bad.write_text("<!DOCTYPE html><title>x</title><script>notDefined();</script>")
     assert _severe(_open(driver, bad))
+
+
+def test_judge_votes_by_keys_and_clicks_export_import_and_score(driver, site: Path,
+                                                                tmp_path: Path) -> None:
+    """The Judge page in a real browser: three votes by keys and one by a click, names hidden
+    until the vote, a pixel-exact zoom, the exported file, `lowbench votes import` and the human
+    score on the rebuilt page (same results: same build)."""
+    import json
+    import time
+
+    from cli_helpers import lowbench
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    driver.execute_cdp_cmd("Page.setDownloadBehavior",
+                           {"behavior": "allow", "downloadPath": str(downloads)})
+    _open(driver, site / "judge.html")
+    driver.execute_script("localStorage.clear()")
+    logs = _open(driver, site / "judge.html")
+    assert not _severe(logs), logs
+    manifest = json.loads((site / "data" / "judge.json").read_text())
+    labels = {o["variant"] for s in manifest["scenes"] for o in s["outputs"]}
+    page_text = driver.find_element("id", "judge").text
+    assert not any(label in page_text for label in labels)  # hidden before the vote
+    body = driver.find_element("css selector", "body")
+    shown = []
+    for action in ("\ue012", "\ue014", "=", "click"):  # ArrowLeft, ArrowRight, =, a click
+        shown.append((driver.find_element("id", "judge-left").get_attribute("src"),
+                      driver.find_element("id", "judge-right").get_attribute("src")))
+        if action == "click":
+            driver.find_element("id", "judge-vote-right").click()
+        else:
+            body.send_keys(action)
+    assert "left was" in driver.find_element("id", "judge-last").text  # revealed after it
+    body.send_keys("z")
+    img = driver.find_element("id", "judge-left")
+    natural = driver.execute_script("return arguments[0].naturalWidth", img)
+    assert natural > 0
+    assert driver.execute_script("return arguments[0].clientWidth", img) == 2 * natural
+    assert img.value_of_css_property("image-rendering") == "pixelated"
+    driver.find_element("id", "judge-export").click()
+    deadline = time.monotonic() + 15
+    while not list(downloads.glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (exported,) = downloads.glob("lowbench-votes-*.json")
+    doc = json.loads(exported.read_text())
+    assert doc["build_id"] == manifest["build_id"]
+    assert [v["outcome"] for v in doc["votes"]] == ["left", "right", "tie", "right"]
+    assert [site.as_uri() + "/" + v["left"] for v in doc["votes"]] == [s[0] for s in shown]
+    store = tmp_path / "store"
+    proc = lowbench("votes", "import", str(exported), "--site", str(site), "--out", str(store))
+    assert proc.returncode == 0, proc.stderr
+    again = tmp_path / "site-again"
+    build_site([site.parent / "results", store], again)
+    assert json.loads((again / "data" / "judge.json").read_text())["build_id"] == \
+        manifest["build_id"]
+    _open(driver, again / "judge.html")
+    rows = driver.find_elements("css selector", "table tbody tr")
+    assert len(rows) >= 2 and driver.find_elements("id", "judge-no-votes") == []
+    votes = sum(int(r.find_elements("css selector", "td")[4].text) for r in rows)
+    assert votes == 2 * 4  # every vote counts for both of its variants
+    dots = driver.find_elements("css selector", "#judge-scatter circle")
+    assert len(dots) == len(rows)  # one per variant: human score against PSNR

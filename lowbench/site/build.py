@@ -31,7 +31,7 @@ from lowbench.site.charts import pareto_figure
 from lowbench.site.costs import costs_context
 from lowbench.site.gallery import ImageStore, build_gallery
 from lowbench.site.history import build_history
-from lowbench.site.judge import JUDGE_FILE, judge_manifest
+from lowbench.site.judge import JUDGE_FILE, judge_context, judge_manifest
 from lowbench.site.machines import write_machine_pages
 from lowbench.site.memory_curves import curve_context, curve_figure, load_curves
 from lowbench.site.model import Variant, group_tables, latest, variant_slug
@@ -203,8 +203,10 @@ def _write_site(out: Path, folders: list[Path], rows: list[dict[str, Any]],
     w.page("ablation.html", "ablation.html", title="Ablation study", studies=studies)
     gallery = build_gallery(latests, store, hrefs)
     w.page("gallery.html", "gallery.html", title="Gallery", gallery=list(gallery.items()))
-    atomic_write_text(out / JUDGE_FILE, json.dumps(judge_manifest(gallery), indent=1,
-                                                   sort_keys=True) + "\n")
+    manifest = judge_manifest(gallery)
+    atomic_write_text(out / JUDGE_FILE, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    w.page("judge.html", "judge.html", title="Judge: which output looks better?",
+           **judge_context(manifest, folders, [r for lt in latests for r in lt.rows]))
     curves = []  # the swap curves of the results folders (lowbench.measure.memory_curve)
     for doc in load_curves(folders):
         src = f"charts/memory-{doc['slug']}.png"

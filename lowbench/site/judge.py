@@ -47,3 +47,32 @@ def judge_manifest(gallery: dict[str, list[Crop]]) -> dict[str, Any]:
                                "input": crop.input, "outputs": shown})
     body = {"schema": JUDGE_SCHEMA, "version": 1, "scenes": scenes}
     return {**body, "build_id": json_digest(body, 24)}
+
+
+def judge_context(manifest: dict[str, Any], results_folders: list[Any],
+                  rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The Judge page's context: the manifest and the human scores of the votes kept for its
+    build under ``results_folders`` (rank order), each with the PSNR (dB) and SSIM of the
+    first of ``rows`` (the latest rows) of that variant."""
+    from lowbench.judge.score import human_scores
+    from lowbench.judge.votes import load_votes
+    from lowbench.site.model import variant_of
+
+    quality: dict[str, tuple[Any, Any]] = {}
+    for row in rows:
+        if row.get("status") == "ok":
+            quality.setdefault(variant_of(row).label, (row.get("psnr_db"), row.get("ssim")))
+    scores = human_scores(load_votes(results_folders, manifest))
+    table = [{"variant": name, **s,
+              "psnr_db": None if quality.get(name, (None,))[0] is None
+              else round(quality[name][0], 2),
+              "ssim": None if quality.get(name, (None, None))[1] is None
+              else round(quality[name][1], 4)}
+             for name, s in sorted(scores.items(), key=lambda kv: kv[1]["rank"])]
+    from lowbench.site.svg import scatter_chart
+
+    scatter = scatter_chart([(s["psnr_db"], s["score"], f"{s['variant']}: {s['score']:.2f} vs "
+                              f"{s['psnr_db']:.2f} dB") for s in table
+                             if s["psnr_db"] is not None],
+                            x_label="PSNR dB", y_label="human score")
+    return {"judge": manifest, "scores": table, "scatter": scatter}

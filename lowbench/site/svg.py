@@ -114,3 +114,42 @@ def line_chart(values: np.ndarray, *, width: int = 160, height: int = 28,
                        f'</circle>')
     out.append("</svg>")
     return Markup("".join(out))
+
+
+def scatter_chart(points: Sequence[tuple[float, float, str]], *, x_label: str, y_label: str,
+                  width: int = 420, height: int = 300) -> Markup:
+    """An inline SVG scatter of ``(x, y, hover text)`` points with the axes' ranges labelled
+    (e.g. PSNR dB against the human score); sizes in CSS px. Empty without points."""
+    pts = [(x, y, t) for x, y, t in points if np.isfinite(x) and np.isfinite(y)]
+    if not pts:
+        return Markup("")
+    pad_l, pad_r, pad_t, pad_b = 56, 12, 12, 36
+    w, h = width - pad_l - pad_r, height - pad_t - pad_b
+    xs, ys = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+    (x_lo, x_hi), (y_lo, y_hi) = (((a.min(), a.max()) if a.max() > a.min()
+                                   else (a.min() - 0.5, a.max() + 0.5)) for a in (xs, ys))
+    fs = 11 * _S
+    out = [f'<svg class="chart" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width * _S} {height * _S}" role="img" '
+           f'xmlns="http://www.w3.org/2000/svg"><title>{escape(y_label)} against '
+           f'{escape(x_label)}</title>',
+           f'<rect x="{pad_l * _S}" y="{pad_t * _S}" width="{w * _S}" height="{h * _S}" '
+           f'fill="none" stroke="#bbb" stroke-width="{_S}"/>',
+           f'<g font-size="{fs}" fill="#555" font-family="sans-serif">'
+           f'<text x="{pad_l * _S}" y="{(pad_t + h + 14) * _S}">{x_lo:.2f}</text>'
+           f'<text x="{(pad_l + w) * _S}" y="{(pad_t + h + 14) * _S}" text-anchor="end">'
+           f'{x_hi:.2f}</text>'
+           f'<text x="{(pad_l + w / 2) * _S}" y="{(height - 4) * _S}" text-anchor="middle">'
+           f'{escape(x_label)}</text>'
+           f'<text x="{(pad_l - 4) * _S}" y="{(pad_t + 10) * _S}" text-anchor="end">'
+           f'{y_hi:.2f}</text>'
+           f'<text x="{(pad_l - 4) * _S}" y="{(pad_t + h) * _S}" text-anchor="end">{y_lo:.2f}'
+           f'</text><text x="{4 * _S}" y="{(pad_t + h / 2) * _S}">{escape(y_label)}</text>'
+           f'</g>']
+    for x, y, text in pts:
+        cx = pad_l + (x - x_lo) / (x_hi - x_lo) * w
+        cy = pad_t + h - (y - y_lo) / (y_hi - y_lo) * h
+        out.append(f'<circle cx="{round(cx * _S)}" cy="{round(cy * _S)}" r="{4 * _S}" '
+                   f'fill="#1565c0"><title>{escape(text)}</title></circle>')
+    out.append("</svg>")
+    return Markup("".join(out))
