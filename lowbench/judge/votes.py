@@ -25,6 +25,10 @@ from lowbench.fsutil import atomic_write_text
 from lowbench.judge.score import Vote
 
 VOTES_SCHEMA = "lowbench.votes"
+#: Where a built site keeps its Judge manifest (written by :mod:`lowbench.site.judge`).
+JUDGE_FILE = "data/judge.json"
+#: The Judge manifest's format.
+JUDGE_SCHEMA = "lowbench.judge"
 #: The outcome words of a vote file -> :data:`lowbench.judge.score.OUTCOMES`.
 OUTCOME_WORDS = {"left": "a", "right": "b", "tie": "tie"}
 #: The folder of a results store that holds imported votes.
@@ -33,8 +37,6 @@ VOTES_FOLDER = "votes"
 
 def read_manifests(sites: Iterable[Path]) -> dict[str, dict[str, Any]]:
     """build id -> the Judge manifest (``data/judge.json``) of each built site given."""
-    from lowbench.site.judge import JUDGE_FILE, JUDGE_SCHEMA
-
     out = {}
     for site in sites:
         path = Path(site) / JUDGE_FILE

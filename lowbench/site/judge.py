@@ -14,12 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 from lowbench.digest import json_digest
+from lowbench.judge.votes import JUDGE_FILE, JUDGE_SCHEMA, load_votes
 from lowbench.site.gallery import Crop
 
-#: Where the manifest lives in a built site.
-JUDGE_FILE = "data/judge.json"
-#: The manifest's format.
-JUDGE_SCHEMA = "lowbench.judge"
+__all__ = ["JUDGE_FILE", "judge_context", "judge_manifest"]
 
 
 def judge_manifest(gallery: dict[str, list[Crop]]) -> dict[str, Any]:
@@ -55,7 +53,6 @@ def judge_context(manifest: dict[str, Any], results_folders: list[Any],
     build under ``results_folders`` (rank order), each with the PSNR (dB) and SSIM of the
     first of ``rows`` (the latest rows) of that variant."""
     from lowbench.judge.score import human_scores
-    from lowbench.judge.votes import load_votes
     from lowbench.site.model import variant_of
 
     quality: dict[str, tuple[Any, Any]] = {}
