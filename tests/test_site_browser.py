@@ -340,6 +340,12 @@ def test_judge_votes_by_keys_and_clicks_export_import_and_score(driver, site: Pa
     page_text = driver.find_element("id", "judge").text
     assert not any(label in page_text for label in labels)  # hidden before the vote
     body = driver.find_element("css selector", "body")
+    truth = driver.find_element("id", "judge-truth-box")
+    assert not truth.is_displayed()  # the ground truth on demand only
+    body.send_keys("t")
+    assert truth.is_displayed()
+    body.send_keys("t")
+    assert not truth.is_displayed()
     shown = []
     for action in ("\ue012", "\ue014", "=", "click"):  # ArrowLeft, ArrowRight, =, a click
         shown.append((driver.find_element("id", "judge-left").get_attribute("src"),
