@@ -173,7 +173,8 @@ def test_ingested_latency_follows_the_harness_protocol(ingested: dict, evaluated
     lat = ingested["qat"]["latency"]
     assert lat["n"] == len(lat["samples_ms"]) >= 5
     assert lat["stop"]["reason"] in ("converged", "budget")
-    assert lat["median_ms"] == pytest.approx(float(np.median(lat["samples_ms"])), rel=1e-6)
+    # the samples are kept to 0.1 us (SAMPLE_DECIMALS): their median is the record's within it
+    assert lat["median_ms"] == pytest.approx(float(np.median(lat["samples_ms"])), abs=1e-4)
     assert lat["output_check"]["ok"] is True
     # separate processes on a shared machine: the same order of magnitude, not a timing test
     assert 0.33 < lat["median_ms"] / evaluated["latency"]["median_ms"] < 3.0

@@ -87,8 +87,15 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
 
 def _open(driver, path: Path) -> list[dict]:
-    """Load a page; the console messages it logged (SEVERE ones fail the caller)."""
+    """Load a page (waiting up to 10 s for it to finish loading: on a busy machine get() can
+    return at "interactive"); the console messages it logged (SEVERE ones fail the caller)."""
+    import time
+
     driver.get(path.as_uri())
+    deadline = time.monotonic() + 10
+    while (driver.execute_script("return document.readyState") != "complete"
+           and time.monotonic() < deadline):
+        time.sleep(0.05)
     assert driver.execute_script("return document.readyState") == "complete"
     return driver.get_log("browser")
 
