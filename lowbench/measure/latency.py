@@ -116,7 +116,7 @@ def measure_latency(
         spent += d
         if n >= next_check:
             # an interval check sorts the samples: about every 1/16 of n more runs
-            next_check = n + max(1, n // 16)
+            next_check = next_check_at(n)
             if _converged(times[:n], target_rel):
                 reason = "converged"
                 break
@@ -143,8 +143,14 @@ def check_schedule(converge_from: int, max_runs: int) -> list[int]:
     out, n = [], converge_from
     while n <= max_runs:
         out.append(n)
-        n = n + max(1, n // 16)
+        n = next_check_at(n)
     return out
+
+
+def next_check_at(n: int) -> int:
+    """The run count of the interval check after one at ``n`` runs: about 1/16 more runs
+    (a check sorts the samples, so it is not done after every run)."""
+    return n + max(1, n // 16)
 
 
 def latency_result(samples_ns: list[int], *, warmup: int, budget_s: float | None,
