@@ -76,6 +76,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
 
 
+def check_new_folder(path: str | os.PathLike[str], option: str | None = None) -> Path:
+    """``path`` as a Path when it is absent or an empty folder (where :func:`atomic_folder` may
+    put a new one), else the one-line OutputError naming ``option`` (e.g. ``--out``)."""
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        name = f"{option} {path}" if option else str(path)
+        raise OutputError(f"{name} exists and is not an empty folder; choose a new folder "
+                          "(a folder is never written over another)")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A whole folder written at once: yields a temp folder beside ``path`` (which must be
@@ -83,9 +94,7 @@ def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
     ``path``, on any error removed. Readers see no folder or the complete one."""
     import shutil
 
-    path = Path(path)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise OutputError(f"{path} exists and is not an empty folder; choose a new folder")
+    path = check_new_folder(path)
     tmp: Path | None = None
     try:
         _make_folder(path.parent)

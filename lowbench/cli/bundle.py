@@ -53,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Make the bundle; print its folder, variants and the next commands. Exit code 0."""
     from lowbench.bundle.make import BundleRequest, make_bundle
-    from lowbench.fsutil import check_output_folder
+    from lowbench.fsutil import check_new_folder, check_output_folder
     from lowbench.progress import Progress
     from lowbench.tasks import get_task
 
@@ -63,10 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.runtime == "onnxruntime" and args.device != "cpu":
         raise LowbenchError("--device applies to torchscript bundles; ONNX Runtime on the "
                             "device picks its CUDA provider itself (run.py --provider)")
-    out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise LowbenchError(f"--out {out} exists and is not an empty folder; choose a new "
-                            "folder (a bundle is never written over another)")
+    out = check_new_folder(args.out, "--out")  # before torch: atomic_folder checks it again
     check_output_folder(out.parent if str(out.parent) else Path("."))
     get_task(args.task).resolve_root(args.data_root)
     variants = tuple(dict.fromkeys(itertools.product(args.model, args.quant or ["fp32"])))
