@@ -20,7 +20,9 @@ its result.json names are read.
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,11 +39,9 @@ GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 # --------------------------------------------------------------------------- one record each
 
 
-def _quality(manifest: dict[str, Any], images: dict[str, np.ndarray], data_root: str | None
-             ) -> dict[str, Any]:
-    """The record's quality section from the device's outputs, scored on the host."""
-    from lowbench.metrics import per_ratio_means, psnr, quality_ci, ssim
-    from lowbench.pairs import load_truth
+def host_pairs(manifest: dict[str, Any], data_root: str | None) -> dict[str, Any]:
+    """pair id -> :class:`lowbench.pairs.Pair` of the bundle's task here (its first ``limit``
+    pairs), after checking that the host's task is the one the bundle was made from."""
     from lowbench.tasks import get_task
 
     task = get_task(manifest["task"]["name"])
@@ -52,7 +52,16 @@ def _quality(manifest: dict[str, Any], images: dict[str, np.ndarray], data_root:
         raise ArchiveError(f"task {task.name} here is not the task the bundle was made from "
                            "(version or manifest digest differ); ingest with the lowbench that "
                            "made the bundle")
-    pairs = {p.pair_id: p for p in task.pairs(data_root, limit=manifest["task"]["limit"])}
+    return {p.pair_id: p for p in task.pairs(data_root, limit=manifest["task"]["limit"])}
+
+
+def _quality(manifest: dict[str, Any], images: dict[str, np.ndarray], pairs: dict[str, Any]
+             ) -> dict[str, Any]:
+    """The record's quality section from the device's outputs, scored on the host against the
+    ground truth of ``pairs`` (:func:`host_pairs`)."""
+    from lowbench.metrics import per_ratio_means, psnr, quality_ci, ssim
+    from lowbench.pairs import load_truth
+
     scale = 255.0 if manifest["outputs"] == "uint8" else 1.0
     per_pair = []
     for spec in manifest["pairs"]:
@@ -170,8 +179,9 @@ def _precision(runtime: str, executed: dict[str, Any]) -> tuple[str | None, dict
 
 def record_of(entry: dict[str, Any], spec: dict[str, Any], manifest: dict[str, Any],
               result: dict[str, Any], images: dict[str, np.ndarray], archive_sha256: str,
-              data_root: str | None) -> dict[str, Any]:
-    """One version-1 record of variant ``spec`` from its archive ``entry``."""
+              pairs: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """One version-1 record of variant ``spec`` from its archive ``entry``; ``pairs()`` gives
+    the host's pairs of the task (:func:`host_pairs`, computed once per archive)."""
     from lowbench.bundle.device import machine_from_facts
     from lowbench.energy.carbon import carbon_section
     from lowbench.environment import machine_label
@@ -243,7 +253,7 @@ def record_of(entry: dict[str, Any], spec: dict[str, Any], manifest: dict[str, A
         record["failure"] = {"reason": entry.get("reason") or "failed on the device",
                              "pair": entry.get("failed_pair")}
         return record
-    record["quality"] = _quality(manifest, images, data_root)
+    record["quality"] = _quality(manifest, images, pairs())
     record["latency"] = _latency(entry, manifest,
                                  (result.get("protocol_used") or manifest["protocol"])["budget_s"])
     if record["latency"]["output_check"]["ok"] is False:
@@ -273,11 +283,13 @@ def ingest(archive: Path, *, bundle: Path | None = None, data_root: str | None =
     result, manifest, outputs = read_archive(archive, bundle)
     specs = {v["id"]: v for v in manifest["variants"]}
     digest = sha256_file(archive)
+    # the host's task is checked and listed once per archive, when a variant first needs it
+    pairs = functools.cache(lambda: host_pairs(manifest, data_root))
     records = []
     for entry in result.get("variants", []):
         try:
             records.append(record_of(entry, specs[entry["id"]], manifest, result,
-                                     outputs.get(entry["id"], {}), digest, data_root))
+                                     outputs.get(entry["id"], {}), digest, pairs))
         except (KeyError, TypeError) as err:
             raise ArchiveError(f"{archive}: variant {entry.get('id')!r} lacks a field "
                                f"({err}); this is not run.py's archive") from None
