@@ -60,12 +60,12 @@ def judge_context(manifest: dict[str, Any], results_folders: list[Any],
         if row.get("status") == "ok":
             quality.setdefault(variant_of(row).label, (row.get("psnr_db"), row.get("ssim")))
     scores = human_scores(load_votes(results_folders, manifest))
-    table = [{"variant": name, **s,
-              "psnr_db": None if quality.get(name, (None,))[0] is None
-              else round(quality[name][0], 2),
-              "ssim": None if quality.get(name, (None, None))[1] is None
-              else round(quality[name][1], 4)}
-             for name, s in sorted(scores.items(), key=lambda kv: kv[1]["rank"])]
+    table = []
+    for name, s in sorted(scores.items(), key=lambda kv: kv[1]["rank"]):
+        psnr_db, ssim = quality.get(name, (None, None))
+        table.append({"variant": name, **s,
+                      "psnr_db": None if psnr_db is None else round(psnr_db, 2),
+                      "ssim": None if ssim is None else round(ssim, 4)})
     from lowbench.site.svg import scatter_chart
 
     scatter = scatter_chart([(s["psnr_db"], s["score"], f"{s['variant']}: {s['score']:.2f} vs "
